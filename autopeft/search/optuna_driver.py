@@ -1,0 +1,73 @@
+"""The embedded driver: Optuna in this process, a journal file (or RDB) in the run directory, resumable.
+
+Optuna cannot report intermediate values of multi-objective trials (`Trial.report` raises), so
+`OptunaReporter` forwards them only for single-objective studies; the learning curve is stored with the trial.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+import optuna
+
+from autopeft.search.progress import SearchProgress, SilentProgress
+from autopeft.search.search_setup import INTERRUPTED, SearchSetup
+from autopeft.search.trial_record import record_plan, record_result
+from autopeft.trial import TrialResult, run_trial
+
+logger = logging.getLogger(__name__)
+
+
+class OptunaReporter:
+    """Forwards the task metric to `trial.report` in single-objective studies; never stops a trial."""
+
+    def __init__(self, trial: optuna.Trial, single_objective: bool) -> None:
+        self.trial = trial
+        self.single_objective = single_objective
+
+    def report(self, step: int, values: Mapping[str, float]) -> None:
+        if self.single_objective and "task_metric" in values:
+            self.trial.report(values["task_metric"], step)
+
+    def should_stop(self) -> bool:
+        return self.single_objective and self.trial.should_prune()
+
+
+def run_search(
+    setup: SearchSetup, progress: SearchProgress | None = None, study: optuna.Study | None = None
+) -> optuna.Study:
+    """Run trials until the study holds `setup.trials` finished ones; Ctrl-C fails the current trial
+    (marked interrupted, not counted) and re-raises, leaving storage and files consistent."""
+    progress = progress or SilentProgress()
+    study = study or setup.open_study()
+    setup.settle_interrupted(study)
+    while setup.finished_count(study) < setup.trials:
+        _run_one(study, setup, progress)
+    return study
+
+
+def _run_one(study: optuna.Study, setup: SearchSetup, progress: SearchProgress) -> None:
+    trial = study.ask()
+    plan = setup.space.sample(trial, setup.layout)
+    record_plan(trial, plan, setup)
+    progress.trial_started(trial.number, plan.summary())
+    reporter = OptunaReporter(trial, single_objective=len(setup.space.objectives) == 1)
+    try:
+        result = run_trial(plan, setup.spec, reporter, setup.run_dir.trial_dir(trial.number),
+                           on_progress=progress.trial_step)
+    except KeyboardInterrupt:
+        trial.set_user_attr("reason", INTERRUPTED)
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        raise
+    record_result(study, trial, result, setup)
+    shown = {name: result.metrics[name] for name in setup.space.objective_names if name in result.metrics}
+    progress.trial_finished(trial.number, result.state if not result.reason else f"failed ({result.reason})", shown)
+    _log_outcome(trial.number, result)
+
+
+def _log_outcome(number: int, result: TrialResult) -> None:
+    if result.state == "failed":
+        logger.warning("trial %d failed: %s", number, result.reason)
+    else:
+        logger.info("trial %d %s", number, result.state)

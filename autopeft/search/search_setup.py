@@ -1,0 +1,134 @@
+"""SearchSetup: everything a driver checks and prepares before the first trial, shared by every backend.
+
+All validation (the space, the model, the run directory, a resumed study's identity) happens before anything
+is written, so a bad input never touches a stored run.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+import yaml
+
+from autopeft.errors import ConfigError
+from autopeft.model_layout import ModelLayout
+from autopeft.models import load_classifier, load_tokenizer, resolve_model_path
+from autopeft.run_directory import RunDirectory, read_json, write_json_atomic, write_text_atomic
+from autopeft.search.samplers import make_sampler
+from autopeft.search_space import SearchSpace
+from autopeft.task import load_task
+from autopeft.trial import TrialSpec
+
+logger = logging.getLogger(__name__)
+
+INTERRUPTED = "interrupted"
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    """The `autopeft search` flags."""
+
+    space_path: Path
+    trials: int | None = None
+    out: Path | None = None
+    storage: str | None = None
+    study: str | None = None
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class SearchSetup:
+    """A validated search: its space, run directory, study identity, model layout and trial spec."""
+
+    space: SearchSpace
+    run_dir: RunDirectory
+    study_name: str
+    storage_url: str
+    trials: int
+    seed: int
+    layout: ModelLayout
+    spec: TrialSpec
+
+    @classmethod
+    def prepare(cls, request: SearchRequest) -> SearchSetup:
+        """Validate the request against the model and any existing run; writes nothing."""
+        space = SearchSpace.load(request.space_path)
+        study_name = request.study or request.space_path.stem
+        run_dir = RunDirectory(request.out or Path("runs") / study_name)
+        seed = space.seed if request.seed is None else request.seed
+        spec = TrialSpec(space.model, space.task, space.budget, str(request.space_path.parent.resolve()), seed)
+        layout = _model_layout(space, spec)
+        space.check_against(layout)
+        setup = cls(space, run_dir, study_name, request.storage or "journal", request.trials or space.trials,
+                    seed, layout, spec)
+        setup._check_resume()
+        return setup
+
+    def _check_resume(self) -> None:
+        """A run directory may only be resumed by the same study with the same search space."""
+        if not self.run_dir.root.exists():
+            return
+        if any(self.run_dir.root.iterdir()) and not self.run_dir.run_file.is_file():
+            raise ConfigError(f"{self.run_dir.root}: exists but is not a run directory; choose another --out")
+        if not self.run_dir.run_file.is_file():
+            return
+        info = read_json(self.run_dir.run_file)
+        if info.get("study") != self.study_name:
+            raise ConfigError(
+                f"{self.run_dir.run_file}: study: holds study '{info.get('study')}', not '{self.study_name}'; "
+                "pass --study with that name or choose another --out"
+            )
+        stored = SearchSpace.load(self.run_dir.space_file)
+        if stored.model_dump() != self.space.model_dump():
+            raise ConfigError(
+                f"{self.run_dir.space_file}: the run was started with a different search space than "
+                f"{self.space.source}; choose another --out or --study"
+            )
+
+    def open_study(self) -> optuna.Study:
+        """Create or load the study and write run.json and space.yaml (the first writes of a search)."""
+        self.run_dir.root.mkdir(parents=True, exist_ok=True)
+        if not self.run_dir.space_file.exists():
+            write_text_atomic(self.run_dir.space_file, yaml.safe_dump(self.space.model_dump(mode="json")))
+        write_json_atomic(self.run_dir.run_file, {
+            "study": self.study_name, "storage": self.storage_url, "objectives": self.space.objective_names,
+            "directions": self.space.directions, "model": self.space.model, "seed": self.seed,
+        })
+        study = optuna.create_study(
+            storage=self.run_dir.storage(self.storage_url), study_name=self.study_name,
+            directions=self.space.directions, sampler=make_sampler(self.space.sampler, self.seed),
+            pruner=optuna.pruners.NopPruner(), load_if_exists=True,
+        )
+        # A resumed study gets a fresh random stream: re-seeding with the same seed would replay the plans
+        # the first run already tried.
+        study.sampler = make_sampler(self.space.sampler, self.seed + len(study.get_trials(deepcopy=False)))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(self.space.objective_names)
+        study.set_user_attr("model", self.space.model)
+        return study
+
+    def settle_interrupted(self, study: optuna.Study) -> None:
+        """Trials left RUNNING by a killed or interrupted search are failed, marked interrupted."""
+        for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+            study._storage.set_trial_user_attr(trial._trial_id, "reason", INTERRUPTED)
+            study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+            logger.info("trial %d was interrupted; marked failed", trial.number)
+
+    def finished_count(self, study: optuna.Study) -> int:
+        """Trials that count towards --trials: every finished one except interrupted ones."""
+        finished = study.get_trials(deepcopy=False, states=(
+            optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL))
+        return sum(1 for t in finished if t.user_attrs.get("reason") != INTERRUPTED)
+
+
+def _model_layout(space: SearchSpace, spec: TrialSpec) -> ModelLayout:
+    """Load the model once to read its layout (and fail early when the model or task is wrong)."""
+    task = load_task(space.task, Path(spec.task_base_dir), spec.seed)
+    folder = resolve_model_path(space.model)
+    model = load_classifier(folder, len(task.labels), load_tokenizer(folder).pad_token_id)
+    return ModelLayout.from_model(model, space.model)

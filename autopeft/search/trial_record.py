@@ -1,0 +1,48 @@
+"""How a trial is stored: the same user attributes, files and told values whichever driver ran it."""
+
+from __future__ import annotations
+
+import optuna
+
+from autopeft.plan import PeftPlan
+from autopeft.search.search_setup import SearchSetup
+from autopeft.run_directory import write_json_atomic
+from autopeft.trial import TrialResult
+
+_STATES = {"complete": optuna.trial.TrialState.COMPLETE, "pruned": optuna.trial.TrialState.PRUNED,
+           "failed": optuna.trial.TrialState.FAIL}
+
+
+def record_plan(trial: optuna.Trial, plan: PeftPlan, setup: SearchSetup) -> None:
+    """Store the plan (JSON attribute and plan.json), its exact parameter count and the budget constraint.
+
+    Trainable parameters are known before training, so they are computed here, never learned.
+    """
+    trainable = plan.trainable_parameters(setup.layout)
+    trial.set_user_attr("plan", plan.model_dump(mode="json"))
+    trial.set_user_attr("plan_summary", plan.summary())
+    trial.set_user_attr("artifact_dir", f"trials/{trial.number}")
+    trial.set_user_attr("trainable_parameters", trainable)
+    limit = setup.space.constraints.max_trainable_parameters
+    if limit is not None:
+        trial.set_constraint("trainable_parameters", float(trainable - limit))
+    write_json_atomic(setup.run_dir.trial_dir(trial.number) / "plan.json", plan.model_dump(mode="json"))
+
+
+def record_result(study: optuna.Study, trial: optuna.Trial, result: TrialResult, setup: SearchSetup) -> None:
+    """Write metrics.json and predictions.json, copy the curve and metrics into the trial, and tell Optuna."""
+    folder = setup.run_dir.trial_dir(trial.number)
+    write_json_atomic(folder / "metrics.json", {
+        "state": result.state, "reason": result.reason, "metrics": result.metrics, "curve": result.curve,
+        "methods": result.method_reports,
+    })
+    if result.dev_predictions:
+        write_json_atomic(folder / "predictions.json", result.dev_predictions)
+    trial.set_user_attr("metrics", result.metrics)
+    trial.set_user_attr("curve", result.curve)
+    if result.reason:
+        trial.set_user_attr("reason", result.reason)
+    if result.state == "complete":
+        study.tell(trial, [result.metrics[name] for name in setup.space.objective_names])
+    else:
+        study.tell(trial, state=_STATES[result.state])

@@ -1,0 +1,290 @@
+"""SearchSpace: the YAML a user writes, parsed once into typed settings, and `sample()` that turns an
+Optuna trial's suggestions into a `PeftPlan`.
+
+Dimensions: layer selection, candidate module types, rank choices with a sharing granularity, the alpha rule,
+dropout, rsLoRA and init. The `methods:` block is the slot the method controllers fill (one key per registry
+entry). Every message names the file, the key path and what was expected.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from autopeft.config_error import config_error_from
+from autopeft.errors import ConfigError, PlanError
+from autopeft.methods import controller_class
+from autopeft.model_layout import ModelLayout, short_module_name
+from autopeft.objectives import OBJECTIVES, Direction
+from autopeft.plan import LoraInit, ModuleAdapter, PeftPlan
+from autopeft.task import TaskConfig
+
+if TYPE_CHECKING:
+    import optuna
+
+_STRICT = ConfigDict(extra="forbid", frozen=True)
+
+
+class BudgetConfig(BaseModel):
+    """The low-cost training budget every trial gets."""
+
+    model_config = _STRICT
+
+    train_examples: int = Field(default=512, ge=8, description="Training examples used (a seeded subset).")
+    dev_examples: int = Field(default=256, ge=8, description="Dev examples scored (the first ones).")
+    epochs: float | None = Field(default=1.0, gt=0, description="Passes over the training subset.")
+    steps: int | None = Field(default=None, ge=1, description="Optimizer steps; overrides epochs when set.")
+    max_length: int = Field(default=64, ge=8, le=4096, description="Tokens per example after truncation.")
+    batch_size: int = Field(default=16, ge=1)
+    eval_batch_size: int = Field(default=64, ge=1)
+    learning_rate: float = Field(default=5e-4, gt=0, lt=1)
+    warmup_ratio: float = Field(default=0.1, ge=0, lt=1)
+    weight_decay: float = Field(default=0.0, ge=0)
+    max_grad_norm: float = Field(default=1.0, gt=0)
+    evaluations: int = Field(default=3, ge=1, description="Dev evaluations during training, the last at the end.")
+
+    def total_steps(self) -> int:
+        """Optimizer steps of one trial."""
+        if self.steps is not None:
+            return self.steps
+        per_epoch = -(-self.train_examples // self.batch_size)
+        return max(1, round(per_epoch * float(self.epochs or 1.0)))
+
+
+class ObjectiveConfig(BaseModel):
+    """One objective and its direction (defaults to its natural one)."""
+
+    model_config = _STRICT
+
+    name: str
+    direction: Direction | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        if name not in OBJECTIVES:
+            raise ValueError(f"expected one of {sorted(OBJECTIVES)}, got {name!r}")
+        return name
+
+    @property
+    def resolved_direction(self) -> Direction:
+        return self.direction or OBJECTIVES[self.name][0]
+
+
+class ConstraintsConfig(BaseModel):
+    """Feasibility limits, recorded with `trial.set_constraint` (a plan is feasible when all are <= 0)."""
+
+    model_config = _STRICT
+
+    max_trainable_parameters: int | None = Field(default=None, ge=1)
+
+
+class LayersDimension(BaseModel):
+    """Which blocks get adapters: all, each on/off, or the top k for k in `top_choices`."""
+
+    model_config = _STRICT
+
+    mode: Literal["all", "per_layer", "top"] = "all"
+    top_choices: tuple[int, ...] | None = None
+
+    @model_validator(mode="after")
+    def _top_has_choices(self) -> LayersDimension:
+        if self.mode == "top" and not self.top_choices:
+            raise ValueError("mode 'top' needs 'top_choices', a list of layer counts >= 1")
+        if self.top_choices and min(self.top_choices) < 1:
+            raise ValueError(f"top_choices: expected layer counts >= 1, got {min(self.top_choices)}")
+        return self
+
+
+class RankDimension(BaseModel):
+    """Rank choices (0 = module not adapted) and how widely one sampled rank is shared."""
+
+    model_config = _STRICT
+
+    choices: tuple[int, ...] = Field(min_length=1)
+    share: Literal["global", "module_type", "layer", "layer_module"] = "module_type"
+
+    @field_validator("choices")
+    @classmethod
+    def _ranks(cls, choices: tuple[int, ...]) -> tuple[int, ...]:
+        for index, rank in enumerate(choices):
+            if rank < 0:
+                raise ValueError(f"choices[{index}]: expected an integer >= 0 (0 = not adapted), got {rank}")
+        if max(choices) < 1:
+            raise ValueError("expected at least one rank >= 1")
+        return choices
+
+
+class AlphaDimension(BaseModel):
+    """alpha = `value` (fixed) or alpha = c·r with c from `ratio` (proportional)."""
+
+    model_config = _STRICT
+
+    rule: Literal["fixed", "proportional"] = "proportional"
+    value: float = Field(default=16.0, gt=0)
+    ratio: tuple[float, ...] = Field(default=(2.0,), min_length=1)
+
+
+class DimensionsConfig(BaseModel):
+    """Everything the sampler chooses."""
+
+    model_config = _STRICT
+
+    layers: LayersDimension = LayersDimension()
+    modules: tuple[str, ...] = Field(min_length=1, description="Candidate module types (short names allowed).")
+    rank: RankDimension
+    alpha: AlphaDimension = AlphaDimension()
+    dropout: tuple[float, ...] = Field(default=(0.0,), min_length=1)
+    use_rslora: tuple[bool, ...] = Field(default=(False,), min_length=1)
+    init: tuple[LoraInit, ...] = Field(default=("default",), min_length=1)
+
+
+class SamplerConfig(BaseModel):
+    """Which Optuna sampler proposes plans."""
+
+    model_config = _STRICT
+
+    name: Literal["nsga2", "tpe", "gp", "random"] = "nsga2"
+    population_size: int = Field(default=8, ge=2, description="NSGA-II population.")
+    startup_trials: int = Field(default=4, ge=1, description="Random trials before TPE/GP model the front.")
+
+
+class SearchSpace(BaseModel):
+    """A whole search: model, task, budget, objectives, constraints, dimensions, methods and sampler."""
+
+    model_config = _STRICT
+
+    model: str = Field(description="`minilm`, a local Hugging Face folder or a hub id.")
+    task: TaskConfig
+    budget: BudgetConfig = BudgetConfig()
+    objectives: tuple[ObjectiveConfig, ...] = Field(min_length=1)
+    constraints: ConstraintsConfig = ConstraintsConfig()
+    dimensions: DimensionsConfig
+    methods: dict[str, dict[str, Any]] = Field(default_factory=dict, description="Method mix; see methods/.")
+    sampler: SamplerConfig = SamplerConfig()
+    seed: int = 0
+    trials: int = Field(default=8, ge=1, description="Trials to run when --trials is not given.")
+    source: str = Field(default="search space", exclude=True)
+
+    @field_validator("objectives")
+    @classmethod
+    def _unique_objectives(cls, objectives: tuple[ObjectiveConfig, ...]) -> tuple[ObjectiveConfig, ...]:
+        names = [o.name for o in objectives]
+        for name in names:
+            if names.count(name) > 1:
+                raise ValueError(f"expected each objective once, got {name!r} twice")
+        return objectives
+
+    @field_validator("methods")
+    @classmethod
+    def _registered_methods(cls, methods: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        for key in methods:
+            controller_class(key, source=f"methods.{key}")
+        return methods
+
+    @classmethod
+    def load(cls, path: str | Path) -> SearchSpace:
+        """Parse and validate a YAML file; every problem is a `ConfigError` naming file and key."""
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: file not found; expected a search-space YAML file") from None
+        except (IsADirectoryError, UnicodeDecodeError) as error:
+            raise ConfigError(f"{path}: cannot read it as a YAML text file ({type(error).__name__})") from None
+        return cls.from_yaml(text, str(path))
+
+    @classmethod
+    def from_yaml(cls, text: str, source: str) -> SearchSpace:
+        """Parse YAML text; `source` names it in messages."""
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as error:
+            mark = getattr(error, "problem_mark", None)
+            where = f"line {mark.line + 1}: " if mark is not None else ""
+            raise ConfigError(f"{source}: {where}invalid YAML ({getattr(error, 'problem', error)})") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{source}: expected a mapping of keys (model, task, ...), got {type(data).__name__}")
+        try:
+            return cls.model_validate({**data, "source": source})
+        except ValidationError as error:
+            raise config_error_from(error, source) from None
+
+    @property
+    def directions(self) -> list[Direction]:
+        return [o.resolved_direction for o in self.objectives]
+
+    @property
+    def objective_names(self) -> list[str]:
+        return [o.name for o in self.objectives]
+
+    def module_types_for(self, layout: ModelLayout) -> list[str]:
+        """Resolve the candidate module names against the model; an unknown one names its key."""
+        resolved = []
+        for index, alias in enumerate(self.dimensions.modules):
+            try:
+                resolved.append(layout.resolve_module_type(alias))
+            except PlanError as error:
+                raise ConfigError(f"{self.source}: dimensions.modules[{index}]: {error}") from None
+        return resolved
+
+    def check_against(self, layout: ModelLayout) -> None:
+        """Fail before any trial runs when the space does not fit the model."""
+        self.module_types_for(layout)
+        top = self.dimensions.layers.top_choices or ()
+        if top and max(top) > layout.num_layers:
+            raise ConfigError(
+                f"{self.source}: dimensions.layers.top_choices: expected counts <= {layout.num_layers} "
+                f"(the model's layers), got {max(top)}"
+            )
+
+    def sample(self, trial: optuna.Trial, layout: ModelLayout) -> PeftPlan:
+        """Ask the trial for every dimension and build the plan (every dimension is always asked,
+        so the space stays static for model-based samplers)."""
+        dims = self.dimensions
+        module_types = self.module_types_for(layout)
+        layers = self._sample_layers(trial, layout.num_layers)
+        ratio = _choose(trial, "alpha_ratio", dims.alpha.ratio) if dims.alpha.rule == "proportional" else None
+        adapters = []
+        for layer in range(layout.num_layers):
+            for module_type in module_types:
+                sampled = self._sample_rank(trial, layer, module_type)
+                rank = sampled if layer in layers else 0
+                alpha = dims.alpha.value if ratio is None else max(ratio * rank, 1e-3)
+                adapters.append(ModuleAdapter(layer=layer, module=module_type, rank=rank, alpha=alpha))
+        return PeftPlan(
+            adapters=tuple(adapters),
+            dropout=_choose(trial, "dropout", dims.dropout),
+            use_rslora=_choose(trial, "use_rslora", dims.use_rslora),
+            init=_choose(trial, "init", dims.init),
+            methods={key: dict(config) for key, config in self.methods.items()},
+        )
+
+    def _sample_layers(self, trial: optuna.Trial, num_layers: int) -> set[int]:
+        layers = self.dimensions.layers
+        if layers.mode == "all":
+            return set(range(num_layers))
+        if layers.mode == "top":
+            count = _choose(trial, "layers.top", layers.top_choices or ())
+            return set(range(num_layers - count, num_layers))
+        return {i for i in range(num_layers) if trial.suggest_categorical(f"layer.{i}", [True, False])}
+
+    def _sample_rank(self, trial: optuna.Trial, layer: int, module_type: str) -> int:
+        share = self.dimensions.rank.share
+        name = {
+            "global": "rank",
+            "module_type": f"rank.{short_module_name(module_type)}",
+            "layer": f"rank.L{layer}",
+            "layer_module": f"rank.L{layer}.{short_module_name(module_type)}",
+        }[share]
+        return int(trial.suggest_categorical(name, list(self.dimensions.rank.choices)))
+
+
+def _choose(trial: optuna.Trial, name: str, choices: tuple[Any, ...]) -> Any:
+    """A categorical suggestion, or the only value without asking (keeps fixed settings out of the space)."""
+    if len(choices) == 1:
+        return choices[0]
+    return trial.suggest_categorical(name, list(choices))
