@@ -21,6 +21,7 @@ from rich.logging import RichHandler
 from rich.table import Table
 
 from autopeft import __version__
+from autopeft.analysis.errors import AnalysisError
 from autopeft.errors import AutopeftError
 
 logger = logging.getLogger("autopeft")
@@ -46,7 +47,11 @@ def _search(args: argparse.Namespace) -> int:
                 run_search(setup, progress, study)
         else:
             run_search(setup, SilentProgress(), study)
-    print(f"run directory: {setup.run_dir.root}")
+    from autopeft.dashboards.report import write_report
+
+    report = write_report(setup.run_dir, setup.run_dir.root / "report.html")
+    print(f"run directory: {setup.run_dir.root}\ndashboard report: {report} "
+          f"(live: autopeft dashboard {setup.run_dir.root})")
     return _show_run(setup.run_dir.root, include_dominated=False, as_json=False)
 
 
@@ -133,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Commands that live in their own modules: each has `add_parser(subparsers)` and sets `handler`.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("autopeft.audit_command", "autopeft.dashboard_command")
 
 
 def _add_optional_commands(commands: argparse._SubParsersAction) -> None:
@@ -157,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         return int(args.handler(args) or 0)
-    except AutopeftError as error:
+    except (AutopeftError, AnalysisError) as error:
         print(f"autopeft: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -30,4 +30,6 @@ def config_error_from(error: ValidationError, source: str) -> ConfigError:
         message = "required key is missing"
     elif "input" in first and first["type"] not in ("value_error", "assertion_error"):
         message = f"{message}, got {first['input']!r}"
+    if not first["loc"]:
+        return ConfigError(f"{source}: {message}")
     return ConfigError(f"{source}: {key_path(tuple(first['loc']))}: {message}")

@@ -18,6 +18,8 @@ from autopeft.errors import PlanError
 # The first `.<container>.<index>.` group of a module name is its block (BERT `encoder.layer.N`,
 # LLaMA `model.layers.N`, GPT-2 `transformer.h.N`).
 _BLOCK_NAME = re.compile(r"^(?P<prefix>.*?\b(?:layer|layers|h|blocks|block))\.(?P<index>\d+)\.(?P<suffix>.+)$")
+# Sub-modules peft adds inside a wrapped layer (a layout read from a peft model maps back to the base names).
+_PEFT_PART = re.compile(r"\.(lora_[A-Za-z_]+|modules_to_save|original_module)(\.|$)")
 # Classification heads that peft trains in full (`modules_to_save`) for sequence classification.
 _HEAD_NAMES = ("classifier", "score")
 
@@ -45,12 +47,15 @@ class ModelLayout:
 
     @classmethod
     def from_model(cls, model: nn.Module, model_name: str = "model") -> ModelLayout:
-        """Read the layout of `model`; fails when it has no recognisable transformer blocks."""
+        """Read the layout of `model` (plain or wrapped by peft); fails when it has no transformer blocks."""
         linear_modules = tuple(_block_linears(model))
         if not linear_modules:
             raise PlanError(f"{model_name}: no transformer blocks with linear layers were found")
-        heads = tuple(name for name, _ in model.named_children() if name in _HEAD_NAMES)
-        head_parameters = sum(p.numel() for head in heads for p in getattr(model, head).parameters())
+        base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        heads = tuple(name for name, _ in base.named_children() if name in _HEAD_NAMES)
+        head_modules = [getattr(base, head) for head in heads]
+        head_parameters = sum(p.numel() for head in head_modules
+                              for p in getattr(head, "original_module", head).parameters())
         return cls(
             model_name=model_name,
             num_layers=1 + max(m.layer for m in linear_modules),
@@ -91,6 +96,12 @@ class ModelLayout:
         )
 
 
+def block_index(name: str) -> int | None:
+    """The transformer block a module name belongs to (`...encoder.layer.3.attention...` -> 3), or None."""
+    match = _BLOCK_NAME.match(name)
+    return int(match["index"]) if match else None
+
+
 def short_module_name(module_type: str) -> str:
     """`attention.self.query` -> `query`, `intermediate.dense` -> `intermediate`, `mlp.up_proj` -> `up_proj`."""
     name = re.sub(r"\.dense$", "", module_type)
@@ -100,10 +111,11 @@ def short_module_name(module_type: str) -> str:
 def _block_linears(model: nn.Module) -> list[LinearModule]:
     """Every nn.Linear (or GPT-2 Conv1D) inside a numbered block, with its (out, in) shape."""
     found = []
-    for name, module in model.named_modules():
+    for wrapped_name, module in model.named_modules():
+        name = wrapped_name.removeprefix("base_model.model.").removesuffix(".base_layer")
         shape = _linear_shape(module)
         match = _BLOCK_NAME.match(name)
-        if shape is None or match is None:
+        if shape is None or match is None or _PEFT_PART.search(name):
             continue
         out_features, in_features = shape
         found.append(LinearModule(name, int(match["index"]), match["suffix"], in_features, out_features))

@@ -17,7 +17,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from autopeft import __version__
 from autopeft.config_error import config_error_from
 from autopeft.errors import PlanError
-from autopeft.methods import controller_class
 from autopeft.model_layout import ModelLayout, short_module_name
 
 # Inits that keep the base weights untouched (METHODS.md §6); base-modifying inits arrive with their controllers.
@@ -100,6 +99,8 @@ class PeftPlan(BaseModel):
         self._validate_method_combinations()
 
     def _validate_method_combinations(self) -> None:
+        from autopeft.methods import controller_class  # the controllers import this module: import late
+
         for key in self.methods:
             controller = controller_class(key, source=f"methods.{key}")
             clash = controller.incompatible_with & (set(self.methods) | {self.init})

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from autopeft.config_error import config_error_from
 from autopeft.errors import ConfigError, PlanError
-from autopeft.methods import controller_class
+from autopeft.methods import METHODS
 from autopeft.model_layout import ModelLayout, short_module_name
 from autopeft.objectives import OBJECTIVES, Direction
 from autopeft.plan import LoraInit, ModuleAdapter, PeftPlan
@@ -182,8 +182,35 @@ class SearchSpace(BaseModel):
     @classmethod
     def _registered_methods(cls, methods: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
         for key in methods:
-            controller_class(key, source=f"methods.{key}")
+            if key not in METHODS:
+                raise ValueError(f"unknown method '{key}'; expected one of {sorted(METHODS)}")
         return methods
+
+    @model_validator(mode="after")
+    def _method_blocks_are_valid(self) -> SearchSpace:
+        """Every choice of every method knob must validate, and no two clashing methods may both be always on."""
+        always_on = []
+        for key, block in self.methods.items():
+            config_class = METHODS[key].config_class
+            unknown = sorted(set(block) - set(config_class.model_fields))
+            if unknown:
+                raise ValueError(f"methods.{key}.{unknown[0]}: unknown key; expected one of "
+                                 f"{sorted(config_class.model_fields)}")
+            candidates = _method_candidates(block)
+            for where, candidate in candidates:
+                try:
+                    config_class.model_validate(candidate)
+                except ValidationError as error:
+                    detail = config_error_from(error, "").args[0].split(": ", 2)[-1]
+                    raise ValueError(f"methods.{key}.{where}: {detail}") from None
+            if all(config_class.model_validate(c).is_enabled() for _, c in candidates):
+                always_on.append(key)
+        for key in always_on:
+            clash = METHODS[key].incompatible_with & set(always_on)
+            if clash:
+                raise ValueError(f"methods.{key}: cannot be combined with '{sorted(clash)[0]}' while both are always "
+                                 "on (METHODS.md §7); give one of them an off choice")
+        return self
 
     @classmethod
     def load(cls, path: str | Path) -> SearchSpace:
@@ -260,8 +287,21 @@ class SearchSpace(BaseModel):
             dropout=_choose(trial, "dropout", dims.dropout),
             use_rslora=_choose(trial, "use_rslora", dims.use_rslora),
             init=_choose(trial, "init", dims.init),
-            methods={key: dict(config) for key, config in self.methods.items()},
+            methods=self._sample_methods(trial),
         )
+
+    def _sample_methods(self, trial: optuna.Trial) -> dict[str, dict[str, Any]]:
+        """Each knob given as a list is a categorical dimension `<method>.<knob>`. A method whose sampled config
+        is off is left out, and so is one that clashes with a method enabled before it (METHODS.md §7)."""
+        chosen: dict[str, dict[str, Any]] = {}
+        for key, block in self.methods.items():
+            sampled = {field: _choose(trial, f"{key}.{field}", tuple(value) if isinstance(value, list) else (value,))
+                       for field, value in block.items()}
+            config = METHODS[key].config_class.model_validate(sampled)
+            clash = METHODS[key].incompatible_with & set(chosen)
+            if config.is_enabled() and not clash:
+                chosen[key] = config.model_dump(mode="json")
+        return chosen
 
     def _sample_layers(self, trial: optuna.Trial, num_layers: int) -> set[int]:
         layers = self.dimensions.layers
@@ -281,6 +321,19 @@ class SearchSpace(BaseModel):
             "layer_module": f"rank.L{layer}.{short_module_name(module_type)}",
         }[share]
         return int(trial.suggest_categorical(name, list(self.dimensions.rank.choices)))
+
+
+def _method_candidates(block: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Configs to validate for a method block: each choice of each knob, the other knobs at their first choice.
+    Each comes with its key path for the message (`active_layer_ratio[1]`)."""
+    first = {field: value[0] if isinstance(value, list) and value else value for field, value in block.items()}
+    candidates: list[tuple[str, dict[str, Any]]] = []
+    for field, value in block.items():
+        choices = value if isinstance(value, list) else [value]
+        for index, choice in enumerate(choices):
+            where = f"{field}[{index}]" if isinstance(value, list) else field
+            candidates.append((where, {**first, field: choice}))
+    return candidates or [("(defaults)", {})]
 
 
 def _choose(trial: optuna.Trial, name: str, choices: tuple[Any, ...]) -> Any:

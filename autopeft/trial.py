@@ -17,12 +17,12 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from peft import LoraConfig, PeftModel, get_peft_model
-from peft.tuners.lora import LoraLayer
+from peft import PeftModel
 from transformers import get_linear_schedule_with_warmup
 
-from autopeft.errors import AutopeftError, PlanError
-from autopeft.methods import MethodController, TrainingContext, controller_class
+from autopeft.adapter_builder import apply_plan
+from autopeft.errors import AutopeftError
+from autopeft.methods import MethodController, TrainingContext, budget_plan, configured_controllers
 from autopeft.model_layout import ModelLayout
 from autopeft.models import load_classifier, load_tokenizer, resolve_model_path
 from autopeft.peak_memory import PeakMemoryMeter
@@ -61,6 +61,7 @@ class TrialResult:
     method_reports: dict[str, Any] = field(default_factory=dict)
     dev_predictions: list[int] = field(default_factory=list)
     adapter_dir: str | None = None
+    final_plan: PeftPlan | None = None
 
 
 class TrialFailure(AutopeftError):
@@ -105,17 +106,11 @@ def seed_everything(seed: int) -> None:
 
 
 def build_peft_model(plan: PeftPlan, spec: TrialSpec, task: Task) -> tuple[PeftModel, ModelLayout, Any]:
-    """Load the base classifier and wrap it with the plan's LoRA; fails when peft adapted other modules."""
+    """Load the base classifier and apply the plan to it; returns the model, its layout and the tokenizer."""
     folder = resolve_model_path(spec.model)
     tokenizer = load_tokenizer(folder)
     model = load_classifier(folder, len(task.labels), tokenizer.pad_token_id)
-    layout = ModelLayout.from_model(model, spec.model)
-    plan.validate_for(layout)
-    peft_model = get_peft_model(model, LoraConfig(task_type="SEQ_CLS", **plan.lora_config_kwargs(layout)))
-    expected = {layout.find(a.layer, a.module).name for a in plan.adapted}
-    adapted = {name.removeprefix("base_model.model.") for name, m in peft_model.named_modules() if isinstance(m, LoraLayer)}
-    if adapted != expected:
-        raise PlanError(f"peft adapted {sorted(adapted ^ expected)[:3]} differently from the plan")
+    peft_model, layout = apply_plan(model, plan, spec.budget.total_steps(), spec.model)
     return peft_model, layout, tokenizer
 
 
@@ -130,14 +125,13 @@ def _train(
     budget = spec.budget
     train, dev = _splits(task, tokenizer, budget, spec.seed)
     trainable = [p for p in model.parameters() if p.requires_grad]
-    counted = plan.trainable_parameters(layout)
-    if counted != sum(p.numel() for p in trainable):
-        raise PlanError(f"plan counts {counted} trainable parameters, peft built {sum(p.numel() for p in trainable)}")
+    counted = budget_plan(plan).trainable_parameters(layout)
     optimizer = torch.optim.AdamW(trainable, lr=budget.learning_rate, weight_decay=budget.weight_decay)
     total = budget.total_steps()
     scheduler = get_linear_schedule_with_warmup(optimizer, round(budget.warmup_ratio * total), total)
     batches = train.shuffled_forever(budget.batch_size, device, spec.seed)
-    context = TrainingContext(model, optimizer, total, batches, device, spec.seed)
+    context = TrainingContext(model, optimizer, total, lambda size, seed: train.shuffled_forever(size, device, seed),
+                              device, spec.seed)
     controllers = _controllers(plan, context)
     loop = _TrainingLoop(model, optimizer, scheduler, controllers, budget, device)
     with PeakMemoryMeter(device) as memory:
@@ -147,15 +141,19 @@ def _train(
 
         state, curve, predictions = loop.run(batches, dev, task, reporter, on_progress, measured_so_far)
     method_reports = {key: dict(c.finish()) for key, c in controllers.items()}
-    adapter_dir = _save_adapter(model, out_dir)
+    final_model, final_plan = model, plan
+    for controller in controllers.values():
+        final_model, final_plan = controller.final_adapter(final_model, final_plan, layout) or (final_model, final_plan)
+    adapter_dir = _save_adapter(final_model, out_dir)
     metrics = {
         "task_metric": curve[-1]["task_metric"],
-        "trainable_parameters": float(counted),
+        "trainable_parameters": float(final_plan.trainable_parameters(layout)),
         "peak_memory_mb": memory.peak_mb,
         "train_tokens_per_second": loop.tokens / max(loop.train_seconds, 1e-9),
         "steps": float(loop.steps_done),
     }
-    return TrialResult(state, metrics, "", curve, method_reports, predictions, str(adapter_dir))
+    return TrialResult(state, metrics, "", curve, method_reports, predictions, str(adapter_dir),
+                       final_plan if final_plan is not plan else None)
 
 
 def _splits(task: Task, tokenizer: Any, budget: BudgetConfig, seed: int) -> tuple[TokenizedSplit, TokenizedSplit]:
@@ -171,10 +169,10 @@ def _splits(task: Task, tokenizer: Any, budget: BudgetConfig, seed: int) -> tupl
 
 
 def _controllers(plan: PeftPlan, context: TrainingContext) -> dict[str, MethodController]:
+    """One set-up controller per method of the plan (the optimizer already exists, METHODS.md §1.3)."""
     controllers = {}
-    for key, config in plan.methods.items():
-        cls = controller_class(key, source=f"methods.{key}")
-        controllers[key] = cls(cls.config_class.model_validate(config))
+    for key, (cls, config) in zip(plan.methods, configured_controllers(plan), strict=True):
+        controllers[key] = cls(config)
         controllers[key].setup(context)
     return controllers
 

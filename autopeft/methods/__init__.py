@@ -7,16 +7,38 @@ file under `autopeft/methods/` plus one line in `METHODS`.
 from __future__ import annotations
 
 from autopeft.errors import UnknownMethodError
-from autopeft.methods.controller import MethodController, TrainingContext
+from autopeft.methods.adalora import AdaloraController
+from autopeft.methods.controller import MethodConfig, MethodController, TrainingContext
+from autopeft.methods.ist import IstController
+from autopeft.plan import PeftPlan
 
-METHODS: dict[str, type[MethodController]] = {}
+METHODS: dict[str, type[MethodController]] = {
+    "ist": IstController,
+    "adalora": AdaloraController,
+}
 
 
 def controller_class(key: str, source: str = "plan") -> type[MethodController]:
     """The controller registered under `key`; an unknown key is an error listing the known ones."""
     if key not in METHODS:
-        raise UnknownMethodError(f"{source}: unknown method '{key}'; expected one of {sorted(METHODS) or '[]'}")
+        raise UnknownMethodError(f"{source}: unknown method '{key}'; expected one of {sorted(METHODS)}")
     return METHODS[key]
 
 
-__all__ = ["METHODS", "MethodController", "TrainingContext", "controller_class"]
+def configured_controllers(plan: PeftPlan) -> list[tuple[type[MethodController], MethodConfig]]:
+    """Each method of `plan` with its validated config, in plan order."""
+    pairs = []
+    for key, config in plan.methods.items():
+        cls = controller_class(key, source=f"methods.{key}")
+        pairs.append((cls, cls.config_class.model_validate(config)))
+    return pairs
+
+
+def budget_plan(plan: PeftPlan) -> PeftPlan:
+    """The plan whose parameters count against the budget: each method may shrink it (AdaLoRA's target)."""
+    for cls, config in configured_controllers(plan):
+        plan = cls.budget_plan(config, plan)
+    return plan
+
+
+__all__ = ["METHODS", "budget_plan", "configured_controllers", "MethodConfig", "MethodController", "TrainingContext", "controller_class"]

@@ -83,7 +83,7 @@ class SearchSetup:
                 "pass --study with that name or choose another --out"
             )
         stored = SearchSpace.load(self.run_dir.space_file)
-        if stored.model_dump() != self.space.model_dump():
+        if stored.model_dump(exclude={"trials"}) != self.space.model_dump(exclude={"trials"}):
             raise ConfigError(
                 f"{self.run_dir.space_file}: the run was started with a different search space than "
                 f"{self.space.source}; choose another --out or --study"

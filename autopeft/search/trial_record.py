@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import optuna
 
+from autopeft.methods import budget_plan
 from autopeft.plan import PeftPlan
 from autopeft.search.search_setup import SearchSetup
 from autopeft.run_directory import write_json_atomic
@@ -18,7 +21,7 @@ def record_plan(trial: optuna.Trial, plan: PeftPlan, setup: SearchSetup) -> None
 
     Trainable parameters are known before training, so they are computed here, never learned.
     """
-    trainable = plan.trainable_parameters(setup.layout)
+    trainable = budget_plan(plan).trainable_parameters(setup.layout)
     trial.set_user_attr("plan", plan.model_dump(mode="json"))
     trial.set_user_attr("plan_summary", plan.summary())
     trial.set_user_attr("artifact_dir", f"trials/{trial.number}")
@@ -31,18 +34,40 @@ def record_plan(trial: optuna.Trial, plan: PeftPlan, setup: SearchSetup) -> None
 
 def record_result(study: optuna.Study, trial: optuna.Trial, result: TrialResult, setup: SearchSetup) -> None:
     """Write metrics.json and predictions.json, copy the curve and metrics into the trial, and tell Optuna."""
-    folder = setup.run_dir.trial_dir(trial.number)
+    write_result_files(setup.run_dir.trial_dir(trial.number), result)
+    tell_result(study, trial, result, setup)
+
+
+def write_result_files(folder: Path, result: TrialResult) -> None:
+    """metrics.json (state, reason, metrics, curve, method reports) and predictions.json when there are any.
+
+    Split from `record_result` because on Ray the worker that ran the trial writes them into the shared
+    artifact folder, while the driver tells the study.
+    """
     write_json_atomic(folder / "metrics.json", {
         "state": result.state, "reason": result.reason, "metrics": result.metrics, "curve": result.curve,
         "methods": result.method_reports,
     })
     if result.dev_predictions:
         write_json_atomic(folder / "predictions.json", result.dev_predictions)
+    if result.final_plan is not None:  # a method changed the adapter (AdaLoRA's final ranks)
+        write_json_atomic(folder / "final_plan.json", result.final_plan.model_dump(mode="json"))
+
+
+def tell_result(study: optuna.Study, trial: optuna.Trial, result: TrialResult, setup: SearchSetup) -> None:
+    """Copy the metrics, curve and reason into the trial's attributes and tell Optuna its state and values."""
     trial.set_user_attr("metrics", result.metrics)
     trial.set_user_attr("curve", result.curve)
+    if result.final_plan is not None:
+        trial.set_user_attr("final_plan", result.final_plan.model_dump(mode="json"))
     if result.reason:
         trial.set_user_attr("reason", result.reason)
     if result.state == "complete":
         study.tell(trial, [result.metrics[name] for name in setup.space.objective_names])
     else:
         study.tell(trial, state=_STATES[result.state])
+
+
+def is_finished(study: optuna.Study, trial: optuna.Trial) -> bool:
+    """True when storage already holds a final state for `trial` (a resumed Ray run may report it again)."""
+    return study._storage.get_trial(trial._trial_id).state.is_finished()

@@ -1,0 +1,118 @@
+"""`autopeft audit`: bad inputs raise one-line AnalysisErrors (exit 2 in the CLI); RUN_DIR --trial N writes audit.json."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from peft import LoraConfig, get_peft_model
+from transformers import BertForSequenceClassification, BertModel
+
+from autopeft import audit_command
+from autopeft.analysis import AdapterMismatchError, AnalysisError, CheckpointError, ShapeMismatchError
+
+from matrix_builders import write_checkpoint
+
+
+def _parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    audit_command.add_parser(parser.add_subparsers())
+    return parser.parse_args(["audit", *argv, "--quiet"])
+
+
+def _cli_has_audit() -> bool:
+    from autopeft import cli
+
+    return "autopeft.audit_command" in getattr(cli, "COMMAND_MODULES", ())
+
+
+def _trial_run_dir(tmp_path: Path, base_folder: Path) -> Path:
+    """A run directory as a search writes it: trials/0/adapter from a sequence classifier with its head saved."""
+    model = BertForSequenceClassification.from_pretrained(base_folder, num_labels=2)
+    config = LoraConfig(r=2, lora_alpha=4, target_modules=["query", "value"], modules_to_save=["classifier"])
+    peft_model = get_peft_model(model, config)
+    with torch.no_grad():
+        for name, parameter in peft_model.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_()
+    trial = tmp_path / "run" / "trials" / "0"
+    peft_model.save_pretrained(trial / "adapter")
+    adapter_config = trial / "adapter" / "adapter_config.json"
+    recorded = json.loads(adapter_config.read_text())
+    adapter_config.write_text(json.dumps({**recorded, "base_model_name_or_path": str(base_folder)}))
+    (trial / "plan.json").write_text("{}")
+    return tmp_path / "run"
+
+
+def test_trial_audit_writes_audit_json_and_excludes_the_head(tmp_path: Path, tiny_bert_folder: Path) -> None:
+    run_dir = _trial_run_dir(tmp_path, tiny_bert_folder)
+    assert audit_command.run(_parse(str(run_dir), "--trial", "0")) == 0
+    written = json.loads((run_dir / "trials" / "0" / "audit.json").read_text())
+    deltas = [row for row in written["rows"] if row["kind"] == "delta"]
+    assert len(deltas) == 4 and {row["source"] for row in deltas} == {"lora"}
+    excluded = {item["tensor"]: item["reason"] for item in written["excluded"]}
+    assert any("classifier" in key and "not a LoRA factor" in reason for key, reason in excluded.items())
+
+
+def test_json_and_html_outputs_are_written(tmp_path: Path, tiny_bert_folder: Path) -> None:
+    run_dir = _trial_run_dir(tmp_path, tiny_bert_folder)
+    adapter = run_dir / "trials" / "0" / "adapter"
+    args = _parse("--base", str(tiny_bert_folder), "--adapter", str(adapter), "--json", str(tmp_path / "a.json"),
+                  "--html", str(tmp_path / "a.html"), "--k", "5", "--epsilon", "0.3")
+    assert audit_command.run(args) == 0
+    assert json.loads((tmp_path / "a.json").read_text())["meta"]["config"]["k"] == 5
+    page = (tmp_path / "a.html").read_text()
+    assert "<table" in page and "<script" not in page and "by_module" in page
+
+
+def test_missing_file_is_a_checkpoint_error(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match="absent: no such file or folder"):
+        audit_command.run(_parse("--base", str(tmp_path / "absent"), "--finetuned", str(tmp_path)))
+
+
+def test_corrupt_safetensors_is_a_checkpoint_error(tmp_path: Path) -> None:
+    good = write_checkpoint(tmp_path / "good", {"encoder.layer.0.output.dense.weight": torch.randn(8, 8)})
+    bad = write_checkpoint(tmp_path / "bad", {"encoder.layer.0.output.dense.weight": torch.randn(8, 8)})
+    (bad / "model.safetensors").write_bytes(b"not a safetensors file at all")
+    with pytest.raises(CheckpointError, match=f"{bad / 'model.safetensors'}: not a valid safetensors file"):
+        audit_command.run(_parse("--base", str(good), "--finetuned", str(bad)))
+
+
+def test_mismatched_shapes_are_a_shape_error(tmp_path: Path) -> None:
+    key = "encoder.layer.0.output.dense.weight"
+    base = write_checkpoint(tmp_path / "base", {key: torch.randn(8, 8)})
+    finetuned = write_checkpoint(tmp_path / "ft", {key: torch.randn(8, 4)})
+    with pytest.raises(ShapeMismatchError, match=r"expected shape \(8, 8\) \(out, in\)"):
+        audit_command.run(_parse("--base", str(base), "--finetuned", str(finetuned)))
+
+
+def test_base_that_does_not_fit_the_adapter_is_an_adapter_error(tmp_path: Path, tiny_bert_folder: Path) -> None:
+    run_dir = _trial_run_dir(tmp_path, tiny_bert_folder)
+    other = write_checkpoint(tmp_path / "other", {"encoder.layer.0.output.dense.weight": torch.randn(8, 8)})
+    with pytest.raises(AdapterMismatchError, match="targets this module but the base has no such matrix"):
+        audit_command.run(_parse(str(run_dir), "--trial", "0", "--base", str(other)))
+
+
+def test_trial_without_an_adapter_is_a_checkpoint_error(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match=r"trials/3/adapter: adapter_config.json: no such file"):
+        audit_command.run(_parse(str(tmp_path), "--trial", "3"))
+
+
+def test_missing_side_is_a_usage_error() -> None:
+    with pytest.raises(AnalysisError, match="expected --base B and one of --finetuned F or --adapter A"):
+        audit_command.run(_parse("--base", "x"))
+
+
+@pytest.mark.skipif(not _cli_has_audit(), reason="autopeft/cli.py does not register autopeft.audit_command yet")
+def test_cli_exits_2_with_one_line_for_a_missing_file(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "autopeft.cli", "audit", "--base", str(tmp_path / "absent"), "--finetuned", str(tmp_path)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "no such file or folder" in result.stderr

@@ -1,0 +1,48 @@
+"""The exact low-rank paths against two-SVD references (ANALYSIS.md §6.4–6.6)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from autopeft.analysis import base_overlap, full_svd, intruder_scores, lowrank_svd, merged_spectrum, randomized_svd
+
+from matrix_builders import decaying_matrix
+
+
+@pytest.mark.parametrize("shape", [(48, 48), (64, 40), (40, 64)])
+def test_lora_fast_path_equals_the_two_svd_reference(shape: tuple[int, int]) -> None:
+    m, n = shape
+    generator = torch.Generator().manual_seed(3)
+    W0 = decaying_matrix(m, n, seed=1)
+    B = torch.randn(m, 4, generator=generator) * 2.0
+    A = torch.randn(4, n, generator=generator)
+    base = full_svd(W0)
+    fast = merged_spectrum(base, B, A, k=10)
+    reference = full_svd(W0 + B @ A)
+    assert torch.allclose(fast.S, reference.S, atol=1e-5 * float(reference.S[0]))
+    fast_scores = intruder_scores(fast.overlap, base.S, fast.S).scores
+    reference_scores = intruder_scores(base_overlap(base.U, reference.U[:, :10]), base.S, reference.S).scores
+    assert torch.allclose(fast_scores, reference_scores, atol=1e-5)
+
+
+def test_lowrank_svd_matches_svd_of_the_product() -> None:
+    generator = torch.Generator().manual_seed(0)
+    B, A = torch.randn(30, 3, generator=generator), torch.randn(3, 20, generator=generator)
+    fast = lowrank_svd(B, A)
+    assert torch.allclose(fast.S, torch.linalg.svdvals(B @ A)[:3], rtol=1e-5)
+    assert torch.allclose((fast.U * fast.S) @ fast.V.T, B @ A, atol=1e-5)
+
+
+def test_randomized_top_k_matches_exact_singular_vectors() -> None:
+    W = decaying_matrix(120, 100, seed=2)
+    top = randomized_svd(W, k=5, power_iterations=4)
+    exact = full_svd(W)
+    assert torch.allclose(top.S, exact.S[:5], rtol=1e-4)
+    cosines = (top.U.T @ exact.U[:, :5]).diagonal().abs()
+    assert bool((cosines > 1 - 1e-4).all())
+
+
+def test_randomized_top_k_refuses_fewer_than_four_power_iterations() -> None:
+    with pytest.raises(ValueError, match="power_iterations: expected >= 4"):
+        randomized_svd(torch.eye(30), k=3, power_iterations=2)

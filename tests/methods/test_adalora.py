@@ -1,0 +1,55 @@
+"""AdaLoRA: the budget is met, ranks move between modules, and the plain-LoRA export reproduces the outputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from peft import PeftModel
+
+from autopeft.methods.adalora import adalora_to_lora
+from autopeft.model_layout import ModelLayout
+from autopeft.models import load_classifier, load_tokenizer
+from autopeft.reporting import RecordingReporter
+from autopeft.search_space import BudgetConfig
+from autopeft.task import TaskConfig
+from autopeft.trial import TrialSpec, run_trial
+from tests.methods.conftest import CPU, hand_loop, plan_for
+
+MODULES = ("attention.self.query", "attention.self.value", "intermediate.dense", "output.dense")
+ADALORA = {"target_rank_ratio": 0.5, "initial_fraction": 0.1, "final_fraction": 0.2}
+
+
+def test_final_total_rank_meets_the_budget_and_ranks_differ(tiny_bert_dir: Path, tmp_path: Path) -> None:
+    budget = BudgetConfig(train_examples=256, dev_examples=32, steps=40, max_length=24, batch_size=8,
+                          learning_rate=3e-3, evaluations=1)
+    plan = plan_for(2, {"adalora": ADALORA}, MODULES, rank=8)
+    result = run_trial(plan, TrialSpec(str(tiny_bert_dir), TaskConfig(name="demo"), budget), RecordingReporter(),
+                       tmp_path)
+    assert result.state == "complete", result.reason
+    report = result.method_reports["adalora"]
+    assert report["target_total_rank"] == 4 * len(plan.adapted)
+    assert report["target_total_rank"] - 2 <= report["total_rank"] <= report["target_total_rank"]
+    assert len(set(report["final_ranks"].values())) > 1
+    assert result.final_plan is not None
+    assert sum(a.rank for a in result.final_plan.adapted) == report["total_rank"]
+
+
+def test_exported_lora_reproduces_the_adalora_outputs(tiny_bert_dir: Path, tmp_path: Path) -> None:
+    plan = plan_for(2, {"adalora": ADALORA}, MODULES, rank=8)
+    loop = hand_loop(tiny_bert_dir, plan, total_steps=20, lr=5e-3)
+    loop.run(20)
+    loop.model.eval()
+    batch = {k: v for k, v in next(loop.split.shuffled_forever(16, CPU, seed=5)).items() if k != "labels"}
+    with torch.no_grad():
+        expected = loop.model(**batch).logits
+    layout = ModelLayout.from_model(loop.model.get_base_model())
+    lora_model, final_plan = adalora_to_lora(loop.model, plan, layout)
+    lora_model.save_pretrained(tmp_path / "adapter")
+    tokenizer = load_tokenizer(tiny_bert_dir)
+    reloaded = PeftModel.from_pretrained(load_classifier(tiny_bert_dir, 2, tokenizer.pad_token_id), tmp_path / "adapter")
+    reloaded.eval()
+    with torch.no_grad():
+        assert torch.allclose(reloaded(**batch).logits, expected, atol=1e-5)
+    assert reloaded.peft_config["default"].peft_type.value == "LORA"
+    assert sum(a.rank for a in final_plan.adapted) <= 4 * len(plan.adapted)
