@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.autopeft-installed
 
-.PHONY: setup demo test clean-demo
+.PHONY: setup browser demo test clean-demo
 
 setup: $(STAMP)
 
@@ -19,7 +19,11 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(VENV)/bin/autopeft search search_spaces/demo.yaml --out runs/demo
 
-test: setup
+# The dashboard tests drive Debian's chromium headless (never a browser download).
+browser:
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+
+test: setup browser
 	$(PYTHON) -m pytest -q
 
 clean-demo:

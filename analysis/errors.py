@@ -25,3 +25,7 @@ class AdapterMismatchError(ShapeMismatchError):
 
 class DeviceError(AnalysisError, RuntimeError):
     """The requested compute device is not available."""
+
+
+class AuditConfigError(AnalysisError, ValueError):
+    """An audit option has an invalid value."""

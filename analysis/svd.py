@@ -7,12 +7,9 @@ single coordinates of their singular vectors.
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
-import numpy as np
 import torch
-from scipy.sparse.linalg import svds
 from torch import Tensor
 
 from autopeft.analysis.errors import DeviceError
@@ -36,11 +33,13 @@ class MergedSpectrum(NamedTuple):
     """What the audit needs of `Wt = W0 + ΔW`, obtained from the base SVD without a second large SVD.
 
     `S` holds every singular value of `Wt` (or only the top k when the full spectrum was not requested);
-    `overlap` (p, k) holds `U0ᵀ y_j`, the base coordinates of the top-k left singular vectors of `Wt`.
+    `overlap` (p, k) holds `U0ᵀ y_j`, the base coordinates of the top-k left singular vectors of `Wt`;
+    `frobenius` is `‖Wt‖_F = ‖K‖_F`, exact even when only the top of the spectrum was computed.
     """
 
     S: Tensor
     overlap: Tensor
+    frobenius: float
 
 
 def set_threads(threads: int | None) -> None:
@@ -97,13 +96,24 @@ def randomized_svd(
     refused. A result is accepted when every Wedin bound is ≤ 1e-3; otherwise `q` doubles up to 16, and
     then the exact SVD is used.
     """
+    accepted = try_randomized_svd(W, k, power_iterations, oversample, seed)
+    return accepted if accepted is not None else truncate(full_svd(W), k)
+
+
+def try_randomized_svd(
+    W: Tensor, k: int, power_iterations: int = 4, oversample: int = 10, seed: int = 0
+) -> Svd | None:
+    """`randomized_svd` without the exact fallback: None when no `q ≤ 16` passes the acceptance test.
+
+    Callers that need the full spectrum anyway use this, so a fallback costs one thin SVD instead of two.
+    """
     if power_iterations < 4:
         raise ValueError(f"power_iterations: expected >= 4 (fewer manufactures false intruders), got {power_iterations}")
     W = as_fp32(W)
     k = min(k, *W.shape)
     width = min(k + oversample, *W.shape)
     if width >= min(W.shape):
-        return _truncate(full_svd(W), k)
+        return truncate(full_svd(W), k)
     generator = torch.Generator(device=W.device).manual_seed(seed)
     omega = torch.randn(W.shape[1], width, generator=generator, device=W.device)
     q = power_iterations
@@ -111,9 +121,9 @@ def randomized_svd(
         sketch = _subspace_iteration(W, omega, q)
         bounds = wedin_bounds(W, Svd(sketch.S[:k], sketch.U[:, :k], sketch.V[:, :k]), sketch.S)
         if bool((bounds <= ACCEPT_TOLERANCE).all()):
-            return _truncate(sketch, k)
+            return truncate(sketch, k)
         q *= 2
-    return _truncate(full_svd(W), k)
+    return None
 
 
 def _subspace_iteration(W: Tensor, omega: Tensor, q: int) -> Svd:
@@ -125,7 +135,8 @@ def _subspace_iteration(W: Tensor, omega: Tensor, q: int) -> Svd:
     return Svd(S, Q @ Ub, Vh.mT)
 
 
-def _truncate(decomposition: Svd, k: int) -> Svd:
+def truncate(decomposition: Svd, k: int) -> Svd:
+    """The leading k triplets of a decomposition."""
     U, V = decomposition.U, decomposition.V
     return Svd(decomposition.S[:k], None if U is None else U[:, :k], None if V is None else V[:, :k])
 
@@ -141,7 +152,7 @@ def lowrank_svd(B: Tensor, A: Tensor) -> Svd:
     return Svd(S.float(), (Q1 @ Z).float(), (Q2 @ Hh.mT).float())
 
 
-def merged_spectrum(base: Svd, B: Tensor, A: Tensor, k: int, full_spectrum: bool = True) -> MergedSpectrum:
+def merged_spectrum(base: Svd, B: Tensor, A: Tensor, k: int) -> MergedSpectrum:
     """Spectrum and intruder overlaps of `Wt = W0 + B A` from the cached base SVD (Brand 2006; ANALYSIS.md §6.5).
 
     B (m, r) already carries the LoRA scale; A is (r, n). `Wt = [U0 Q_B] K [V0 Q_A]ᵀ` with a small core `K`,
@@ -150,9 +161,8 @@ def merged_spectrum(base: Svd, B: Tensor, A: Tensor, k: int, full_spectrum: bool
     assert base.U is not None and base.V is not None
     K = _merged_core(base, B.double(), A.double().mT)
     p = base.S.shape[0]
-    values, left = _top_k_core(K, min(k, p))
-    S = torch.linalg.svdvals(K.float()) if full_spectrum else values.float()
-    return MergedSpectrum(S, left[:p].float())
+    S, left = _core_decomposition(K, min(k, p))
+    return MergedSpectrum(S[:p].float(), left[:p].float(), float(torch.linalg.matrix_norm(K)))
 
 
 def _merged_core(base: Svd, B_hat: Tensor, A_hat: Tensor) -> Tensor:
@@ -178,21 +188,19 @@ def _project_and_complete(Q0: Tensor, X: Tensor) -> tuple[Tensor, Tensor]:
     return P, torch.linalg.qr(residual).R
 
 
-def _top_k_core(K: Tensor, k: int) -> tuple[Tensor, Tensor]:
-    """Top-k singular values and left vectors of the small fp64 core, by ARPACK when that is cheaper.
+def _core_decomposition(K: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """All singular values and the top-k left singular vectors of the small fp64 core, from one `eigh`.
 
-    The ARPACK result passes the §6.4 acceptance test or the dense SVD of K is used instead.
+    The Gram matrix of the smaller side is decomposed; with `KᵀK = V Λ Vᵀ` the left vectors are `K v_j / σ_j`.
+    fp64 keeps the squared spectrum exact far below the fp32 working precision of the audit.
     """
-    if min(K.shape) <= max(4 * k, 64):
-        U, S, _ = torch.linalg.svd(K, full_matrices=False)
-        return S[:k], U[:, :k]
-    matrix = K.cpu().numpy()
-    start = np.ones(min(matrix.shape)) / math.sqrt(min(matrix.shape))
-    U, S, Vh = svds(matrix, k=k + 1, which="LM", tol=1e-12, v0=start, solver="arpack")
-    order = np.argsort(S)[::-1].copy()
-    top = Svd(*(torch.from_numpy(x.copy()).to(K.device) for x in (S[order], U[:, order], Vh[order].T)))
-    top = _truncate(top, k)
-    if bool((wedin_bounds(K, top, torch.from_numpy(S[order].copy())) <= 1e-6).all()):
-        return top.S, top.U  # type: ignore[return-value]
-    U_full, S_full, _ = torch.linalg.svd(K, full_matrices=False)
-    return S_full[:k], U_full[:, :k]
+    if K.shape[0] <= K.shape[1]:
+        eigenvalues, vectors = torch.linalg.eigh(K @ K.mT)
+        S = eigenvalues.flip(0).clamp_min(0.0).sqrt()
+        return S, vectors.flip(1)[:, :k]
+    eigenvalues, vectors = torch.linalg.eigh(K.mT @ K)
+    S = eigenvalues.flip(0).clamp_min(0.0).sqrt()
+    right = vectors.flip(1)[:, :k]
+    nonzero = S[:k] > 0
+    left = (K @ right) / torch.where(nonzero, S[:k], torch.ones_like(S[:k]))
+    return S, left * nonzero

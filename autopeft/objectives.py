@@ -12,4 +12,6 @@ OBJECTIVES: dict[str, tuple[Direction, str]] = {
     "peak_memory_mb": ("minimize", "peak training memory: process RSS on CPU, CUDA peak allocation on GPU"),
     "train_tokens_per_second": ("maximize", "non-padding training tokens per second of training"),
     "wall_seconds": ("minimize", "wall time of the whole trial"),
+    "inference_tokens_per_second": ("maximize", "dev-set tokens per second of the final (possibly pruned) model"),
+    "model_parameters": ("minimize", "parameters of the final base model, after any pruning"),
 }

@@ -13,7 +13,6 @@ never corrupts what was stored.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,22 +21,13 @@ import optuna
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
+from autopeft.atomic_files import write_json_atomic, write_text_atomic
 from autopeft.errors import ConfigError
+
+__all__ = ["RunDirectory", "read_json", "write_json_atomic", "write_text_atomic"]
 
 RUN_FILE = "run.json"
 JOURNAL_FILE = "study.journal"
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON through a temporary file and `os.replace`."""
-    write_text_atomic(path, json.dumps(data, indent=2, default=float))
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(f".{path.name}.partial")
-    staging.write_text(text, encoding="utf-8")
-    os.replace(staging, path)
 
 
 def read_json(path: Path) -> Any:

@@ -33,6 +33,17 @@ class TokenizedSplit:
         features = tuple({k: encoded[k][i] for k in keys} for i in range(len(examples)))
         return cls(features, tuple(label for _, label in examples), tokenizer)
 
+    def split(self, fraction: float, seed: int) -> tuple[TokenizedSplit, TokenizedSplit]:
+        """A seeded random `fraction` of the examples, and the rest (disjoint)."""
+        order = list(range(len(self)))
+        random.Random(seed).shuffle(order)
+        cut = max(1, round(fraction * len(order)))
+        return self._subset(order[:cut]), self._subset(order[cut:])
+
+    def _subset(self, indices: Sequence[int]) -> TokenizedSplit:
+        return TokenizedSplit(tuple(self.features[i] for i in indices), tuple(self.labels[i] for i in indices),
+                              self.tokenizer)
+
     def __len__(self) -> int:
         return len(self.labels)
 

@@ -1,16 +1,16 @@
-"""run_trial: the one trial function. It builds the model, applies the plan, trains on the low-cost budget,
-evaluates, measures and saves the adapter. It knows nothing of Optuna or Ray: drivers pass a `Reporter`.
+"""run_trial: the one trial function. It builds the model, applies the plan, runs any preparation phase a
+method asks for, trains on the low-cost budget, evaluates, measures and saves the adapter. It knows nothing of
+Optuna or Ray: drivers pass a `Reporter`.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import os
 import random
 import shutil
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -21,26 +21,32 @@ from peft import PeftModel
 from transformers import get_linear_schedule_with_warmup
 
 from autopeft.adapter_builder import apply_plan
-from autopeft.errors import AutopeftError
+from autopeft.errors import PlanError
 from autopeft.methods import MethodController, TrainingContext, budget_plan, configured_controllers
 from autopeft.model_layout import ModelLayout
 from autopeft.models import load_classifier, load_tokenizer, resolve_model_path
 from autopeft.peak_memory import PeakMemoryMeter
 from autopeft.plan import PeftPlan
+from autopeft.preparation import PhaseRunner, Preparation
 from autopeft.reporting import Reporter
+from autopeft.atomic_files import write_json_atomic
 from autopeft.search_space import BudgetConfig
 from autopeft.task import Task, TaskConfig, load_task
 from autopeft.tokenized_split import TokenizedSplit
+from autopeft.training_loop import TrainingLoop, TrialFailure, evaluate, evaluate_timed
 
 logger = logging.getLogger(__name__)
 
 TrialState = Literal["complete", "failed", "pruned"]
 ProgressCallback = Callable[[int, int], None]
 
+__all__ = ["TrialFailure", "TrialResult", "TrialSpec", "evaluate", "pick_device", "run_trial"]
+
 
 @dataclass(frozen=True)
 class TrialSpec:
-    """Everything a trial needs besides the plan: model, task, budget, seed and device."""
+    """Everything a trial needs besides the plan: model, task, budget, seed, device and a cache folder
+    (shared by the trials of one run, e.g. for Light-PEFT's estimation phase)."""
 
     model: str
     task: TaskConfig
@@ -48,6 +54,7 @@ class TrialSpec:
     task_base_dir: str = "."
     seed: int = 0
     device: str = "auto"
+    cache_dir: str | None = None
 
 
 @dataclass
@@ -64,10 +71,6 @@ class TrialResult:
     final_plan: PeftPlan | None = None
 
 
-class TrialFailure(AutopeftError):
-    """Training went wrong in a way that fails the trial but not the search (a NaN loss, say)."""
-
-
 def run_trial(
     plan: PeftPlan,
     spec: TrialSpec,
@@ -82,7 +85,7 @@ def run_trial(
     """
     started = time.perf_counter()
     try:
-        result = _train(plan, spec, reporter, Path(out_dir), on_progress)
+        result = _Trial(plan, spec, reporter, Path(out_dir), on_progress).run()
     except KeyboardInterrupt:
         raise
     except Exception as error:  # noqa: BLE001 - any training error fails this trial, not the whole search
@@ -105,55 +108,133 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def build_peft_model(plan: PeftPlan, spec: TrialSpec, task: Task) -> tuple[PeftModel, ModelLayout, Any]:
-    """Load the base classifier and apply the plan to it; returns the model, its layout and the tokenizer."""
-    folder = resolve_model_path(spec.model)
-    tokenizer = load_tokenizer(folder)
-    model = load_classifier(folder, len(task.labels), tokenizer.pad_token_id)
-    peft_model, layout = apply_plan(model, plan, spec.budget.total_steps(), spec.model)
-    return peft_model, layout, tokenizer
+class _Trial:
+    """One trial's state, so the phases stay small functions."""
+
+    def __init__(self, plan: PeftPlan, spec: TrialSpec, reporter: Reporter, out_dir: Path,
+                 on_progress: ProgressCallback | None) -> None:
+        self.plan, self.spec, self.reporter, self.out_dir, self.on_progress = plan, spec, reporter, out_dir, on_progress
+        self.budget = spec.budget
+        seed_everything(spec.seed)
+        self.device = pick_device(spec.device)
+        self.task = load_task(spec.task, Path(spec.task_base_dir), spec.seed)
+        self.folder = resolve_model_path(spec.model)
+        self.tokenizer = load_tokenizer(self.folder)
+        self.train_split, self.dev_split = _splits(self.task, self.tokenizer, self.budget, spec.seed)
+        self.controllers = {key: cls(config) for key, (cls, config)
+                            in zip(plan.methods, configured_controllers(plan), strict=True)}
+
+    def load_base(self) -> torch.nn.Module:
+        return load_classifier(self.folder, len(self.task.labels), self.tokenizer.pad_token_id)
+
+    def run(self) -> TrialResult:
+        with PeakMemoryMeter(self.device) as memory:
+            runner = PhaseRunner(self.load_base, self.train_split, self.budget, self.device, self.spec.seed,
+                                 self.spec.model, Path(self.spec.cache_dir) if self.spec.cache_dir else None)
+            prepared = self._prepare(runner)
+            prepared.model.to(self.device)
+            loop, state, curve, predictions = self._main_phase(prepared, runner, memory)
+        reports = {key: dict(c.finish()) for key, c in self.controllers.items()}
+        final_model, final_plan = self._final_adapter(prepared)
+        _, inference_speed = evaluate_timed(final_model, self.dev_split, self.budget.eval_batch_size, self.device)
+        self._save(final_model)
+        tokens, seconds = runner.tokens + loop.tokens, runner.seconds + loop.train_seconds
+        metrics = {
+            "task_metric": curve[-1]["task_metric"],
+            "trainable_parameters": float(final_plan.trainable_parameters(prepared.layout)),
+            "peak_memory_mb": memory.peak_mb,
+            "train_tokens_per_second": tokens / max(seconds, 1e-9),
+            "inference_tokens_per_second": inference_speed,
+            "model_parameters": float(_base_parameters(final_model)),
+            "steps": float(prepared.steps_used + loop.steps_done),
+        }
+        return TrialResult(state, metrics, "", curve, reports, predictions, str(self.out_dir / "adapter"),
+                           final_plan if final_plan != self.plan else None)
+
+    def _prepare(self, runner: PhaseRunner) -> Preparation:
+        """The first method that prepares decides the model; otherwise the plan's adapter on the base."""
+        preparations = [p for c in self.controllers.values() if (p := c.prepare(self.plan, runner)) is not None]
+        if len(preparations) > 1:
+            raise PlanError(f"methods {sorted(self.plan.methods)}: only one method may run a preparation phase")
+        if preparations:
+            return preparations[0]
+        model, layout = apply_plan(self.load_base(), self.plan, self.budget.total_steps(), self.spec.model)
+        return Preparation(model, layout, self.plan)
+
+    def _main_phase(self, prepared: Preparation, runner: PhaseRunner,
+                    memory: PeakMemoryMeter) -> tuple[TrainingLoop, TrialState, list[dict[str, float]], list[int]]:
+        total = max(1, self.budget.total_steps() - prepared.steps_used)
+        model = prepared.model
+        optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
+                                      lr=self.budget.learning_rate, weight_decay=self.budget.weight_decay)
+        scheduler = get_linear_schedule_with_warmup(optimizer, round(self.budget.warmup_ratio * total), total)
+        context = TrainingContext(model, optimizer, total, runner.batches, self.device, self.spec.seed)
+        for controller in self.controllers.values():
+            controller.setup(context)
+        loop = TrainingLoop(model, optimizer, scheduler, list(self.controllers.values()), self.device,
+                            self.budget.max_grad_norm)
+        counted = budget_plan(prepared.plan).trainable_parameters(prepared.layout)
+        tracker = _Checkpoints(self, loop, total, counted, memory, runner)
+        loop.run(runner.batches(self.budget.batch_size, self.spec.seed), total, tracker.after_step)
+        return loop, tracker.state, tracker.curve, tracker.predictions
+
+    def _final_adapter(self, prepared: Preparation) -> tuple[PeftModel, PeftPlan]:
+        model, plan = prepared.model, prepared.plan
+        for controller in self.controllers.values():
+            model, plan = controller.final_adapter(model, plan, prepared.layout) or (model, plan)
+        return model, plan
+
+    def _save(self, model: PeftModel) -> None:
+        """Write the adapter (and method artifacts) under a temporary name, then swap it in."""
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        final, staging = self.out_dir / "adapter", self.out_dir / ".adapter.partial"
+        shutil.rmtree(staging, ignore_errors=True)
+        model.save_pretrained(staging)
+        for controller in self.controllers.values():
+            for name, content in controller.artifacts().items():
+                write_json_atomic(staging / name, content)
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(staging, final)
 
 
-def _train(
-    plan: PeftPlan, spec: TrialSpec, reporter: Reporter, out_dir: Path, on_progress: ProgressCallback | None
-) -> TrialResult:
-    seed_everything(spec.seed)
-    device = pick_device(spec.device)
-    task = load_task(spec.task, Path(spec.task_base_dir), spec.seed)
-    model, layout, tokenizer = build_peft_model(plan, spec, task)
-    model.to(device)
-    budget = spec.budget
-    train, dev = _splits(task, tokenizer, budget, spec.seed)
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    counted = budget_plan(plan).trainable_parameters(layout)
-    optimizer = torch.optim.AdamW(trainable, lr=budget.learning_rate, weight_decay=budget.weight_decay)
-    total = budget.total_steps()
-    scheduler = get_linear_schedule_with_warmup(optimizer, round(budget.warmup_ratio * total), total)
-    batches = train.shuffled_forever(budget.batch_size, device, spec.seed)
-    context = TrainingContext(model, optimizer, total, lambda size, seed: train.shuffled_forever(size, device, seed),
-                              device, spec.seed)
-    controllers = _controllers(plan, context)
-    loop = _TrainingLoop(model, optimizer, scheduler, controllers, budget, device)
-    with PeakMemoryMeter(device) as memory:
-        def measured_so_far() -> dict[str, float]:
-            return {"trainable_parameters": float(counted), "peak_memory_mb": memory.current_peak_mb(),
-                    "train_tokens_per_second": loop.tokens / max(loop.train_seconds, 1e-9)}
+class _Checkpoints:
+    """Evaluates at the budget's checkpoints, keeps the learning curve and asks the reporter whether to stop.
+    Every report carries every measurement so far (drivers such as Ray need each objective in each report)."""
 
-        state, curve, predictions = loop.run(batches, dev, task, reporter, on_progress, measured_so_far)
-    method_reports = {key: dict(c.finish()) for key, c in controllers.items()}
-    final_model, final_plan = model, plan
-    for controller in controllers.values():
-        final_model, final_plan = controller.final_adapter(final_model, final_plan, layout) or (final_model, final_plan)
-    adapter_dir = _save_adapter(final_model, out_dir)
-    metrics = {
-        "task_metric": curve[-1]["task_metric"],
-        "trainable_parameters": float(final_plan.trainable_parameters(layout)),
-        "peak_memory_mb": memory.peak_mb,
-        "train_tokens_per_second": loop.tokens / max(loop.train_seconds, 1e-9),
-        "steps": float(loop.steps_done),
-    }
-    return TrialResult(state, metrics, "", curve, method_reports, predictions, str(adapter_dir),
-                       final_plan if final_plan is not plan else None)
+    def __init__(self, trial: _Trial, loop: TrainingLoop, total: int, counted: int, memory: PeakMemoryMeter,
+                 runner: PhaseRunner) -> None:
+        self.trial, self.loop, self.total, self.counted, self.memory, self.runner = trial, loop, total, counted, memory, runner
+        count = trial.budget.evaluations
+        self.steps = {max(1, round(total * (i + 1) / count)) for i in range(count)}
+        self.state: TrialState = "complete"
+        self.curve: list[dict[str, float]] = []
+        self.predictions: list[int] = []
+        self.losses: list[float] = []
+
+    def after_step(self, done: int, loss: float) -> bool:
+        self.losses.append(loss)
+        if self.trial.on_progress is not None:
+            self.trial.on_progress(done, self.total)
+        if done not in self.steps:
+            return False
+        trial = self.trial
+        self.predictions = evaluate(self.loop.model, trial.dev_split, trial.budget.eval_batch_size, trial.device)
+        point = {"step": float(done), "task_metric": trial.task.score(trial.dev_split.labels, self.predictions),
+                 "train_loss": sum(self.losses) / len(self.losses), **self._measured()}
+        self.losses.clear()
+        self.curve.append(point)
+        trial.reporter.report(done, {k: v for k, v in point.items() if k != "step"})
+        if done < self.total and trial.reporter.should_stop():
+            self.state = "pruned"
+            return True
+        return False
+
+    def _measured(self) -> dict[str, float]:
+        tokens = self.runner.tokens + self.loop.tokens
+        seconds = self.runner.seconds + self.loop.train_seconds
+        return {"trainable_parameters": float(self.counted), "peak_memory_mb": self.memory.current_peak_mb(),
+                "train_tokens_per_second": tokens / max(seconds, 1e-9)}
 
 
 def _splits(task: Task, tokenizer: Any, budget: BudgetConfig, seed: int) -> tuple[TokenizedSplit, TokenizedSplit]:
@@ -168,105 +249,7 @@ def _splits(task: Task, tokenizer: Any, budget: BudgetConfig, seed: int) -> tupl
     )
 
 
-def _controllers(plan: PeftPlan, context: TrainingContext) -> dict[str, MethodController]:
-    """One set-up controller per method of the plan (the optimizer already exists, METHODS.md §1.3)."""
-    controllers = {}
-    for key, (cls, config) in zip(plan.methods, configured_controllers(plan), strict=True):
-        controllers[key] = cls(config)
-        controllers[key].setup(context)
-    return controllers
-
-
-def evaluate(model: torch.nn.Module, split: TokenizedSplit, batch_size: int, device: torch.device) -> list[int]:
-    """Argmax predictions for every example of `split`, in order."""
-    was_training = model.training
-    model.eval()
-    predictions: list[int] = []
-    with torch.no_grad(), _autocast(device):
-        for batch in split.in_order(batch_size, device):
-            batch.pop("labels")
-            predictions.extend(model(**batch).logits.argmax(dim=-1).tolist())
-    model.train(was_training)
-    return predictions
-
-
-def _autocast(device: torch.device) -> Any:
-    """bf16 autocast on CUDA; a no-op context on CPU."""
-    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
-
-
-class _TrainingLoop:
-    """AdamW with warmup and linear decay; calls the controller hooks in METHODS.md's order."""
-
-    def __init__(self, model: Any, optimizer: Any, scheduler: Any, controllers: Mapping[str, MethodController],
-                 budget: BudgetConfig, device: torch.device) -> None:
-        self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
-        self.controllers = list(controllers.values())
-        self.budget, self.device = budget, device
-        self.tokens, self.train_seconds, self.steps_done = 0, 0.0, 0
-
-    def evaluation_steps(self) -> set[int]:
-        total, count = self.budget.total_steps(), self.budget.evaluations
-        return {max(1, round(total * (i + 1) / count)) for i in range(count)}
-
-    def run(self, batches: Any, dev: TokenizedSplit, task: Task, reporter: Reporter,
-            on_progress: ProgressCallback | None, measured_so_far: Callable[[], dict[str, float]],
-            ) -> tuple[TrialState, list[dict[str, float]], list[int]]:
-        """Train for the budget, evaluating at the checkpoints; every report carries every measurement so far
-        (drivers such as Ray need each objective in each report)."""
-        total, checkpoints = self.budget.total_steps(), self.evaluation_steps()
-        curve: list[dict[str, float]] = []
-        losses: list[float] = []
-        predictions: list[int] = []
-        self.model.train()
-        for step in range(total):
-            losses.append(self._step(step, next(batches)))
-            self.steps_done = step + 1
-            if on_progress is not None:
-                on_progress(step + 1, total)
-            if step + 1 not in checkpoints:
-                continue
-            predictions = evaluate(self.model, dev, self.budget.eval_batch_size, self.device)
-            point = {"step": float(step + 1), "task_metric": task.score(dev.labels, predictions),
-                     "train_loss": sum(losses) / len(losses), **measured_so_far()}
-            losses.clear()
-            curve.append(point)
-            reporter.report(step + 1, {k: v for k, v in point.items() if k != "step"})
-            if step + 1 < total and reporter.should_stop():
-                return "pruned", curve, predictions
-        return "complete", curve, predictions
-
-    def _step(self, step: int, batch: dict[str, torch.Tensor]) -> float:
-        started = time.perf_counter()
-        for controller in self.controllers:
-            controller.before_step(step)
-        with _autocast(self.device):
-            loss = self.model(**batch).loss
-        if not math.isfinite(loss.item()):
-            raise TrialFailure(f"loss became {loss.item()} at step {step}; lower the learning rate")
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_([p for p in self.model.parameters() if p.requires_grad],
-                                       self.budget.max_grad_norm)
-        for controller in self.controllers:
-            controller.after_backward(step)
-        self.optimizer.step()
-        for controller in self.controllers:
-            controller.after_step(step)
-        self.scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        self.tokens += int(batch["attention_mask"].sum())
-        self.train_seconds += time.perf_counter() - started
-        return float(loss.item())
-
-
-def _save_adapter(model: PeftModel, out_dir: Path) -> Path:
-    """Write the adapter next to a temporary name, then swap it in, so a crash never leaves half an adapter."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    final = out_dir / "adapter"
-    staging = out_dir / ".adapter.partial"
-    shutil.rmtree(staging, ignore_errors=True)
-    model.save_pretrained(staging)
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(staging, final)
-    return final
+def _base_parameters(model: PeftModel) -> int:
+    """Parameters of the (possibly pruned) base model, adapters and trained head copies excluded."""
+    return sum(p.numel() for name, p in model.named_parameters()
+               if "lora_" not in name and "modules_to_save" not in name)

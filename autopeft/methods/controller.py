@@ -5,7 +5,7 @@
 `after_backward` (clipped grads present), `after_step` (weights updated, grads still present),
 and `finish` once, which returns what the method learned for the trial's metrics.
 
-Besides the step hooks, a controller may replace the peft config the plan builds (`peft_config`, AdaLoRA),
+Besides the step hooks, a controller may run a phase before the main training (`prepare`), replace the peft config the plan builds (`peft_config`, AdaLoRA),
 state the plan whose parameters count against the budget (`budget_plan`), and hand back a plain LoRA model to
 save at the end (`final_adapter`). Generic code asks these hooks and never branches on a method's name.
 """
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
     from autopeft.model_layout import ModelLayout
     from autopeft.plan import PeftPlan
+    from autopeft.preparation import Preparation, PhaseRunner
 
 BatchSource = Callable[[int, int], Iterator[dict[str, torch.Tensor]]]
 
@@ -77,6 +78,13 @@ class MethodController(abc.ABC):
         """The plan whose trainable parameters count against the budget before training (the final size)."""
         return plan
 
+    def prepare(self, plan: PeftPlan, runner: PhaseRunner) -> Preparation | None:
+        """Run a phase before the main training and return the model to train from then on, or None.
+
+        Called before `setup`, with a fresh controller; at most one method of a plan may prepare.
+        """
+        return None
+
     @abc.abstractmethod
     def setup(self, context: TrainingContext) -> None:
         """Called once before the first step, after the optimizer exists."""
@@ -98,3 +106,7 @@ class MethodController(abc.ABC):
                       layout: ModelLayout) -> tuple[PeftModel, PeftPlan] | None:
         """A plain LoRA model equivalent to the trained one, with its plan, or None to save `model` as is."""
         return None
+
+    def artifacts(self) -> Mapping[str, Any]:
+        """JSON files to save next to the adapter (file name -> content), e.g. Light-PEFT's pruning plan."""
+        return {}

@@ -51,8 +51,8 @@ AUTH_MODE_VARIABLE = "RAY_AUTH_MODE"
 
 
 class RayReporter:
-    """Sends each intermediate report to Ray Tune, with every objective in it (Tune checks each result for every
-    metric the searcher optimises, and ASHA reads `task_metric` and `step`).
+    """Sends each intermediate report to Ray Tune, with every objective in it (Tune checks each result for
+    every metric the searcher optimises, and ASHA reads `task_metric` and `step`).
 
     `should_stop` is always False: Ray stops a trial from outside, by ending its worker, and the searcher then
     records it as pruned.
@@ -72,7 +72,7 @@ class RayReporter:
         return False
 
     def final_report(self, result: TrialResult) -> dict[str, Any]:
-        """The last result of a trial that ran to its end (complete, failed, or pruned by run_trial itself)."""
+        """The last result of a trial that ran to its end (complete, failed, or pruned by run_trial)."""
         outcome = {"state": result.state, "reason": result.reason, "metrics": result.metrics}
         return {**self._every_objective(result.metrics), "step": int(result.metrics.get("steps", 0)),
                 CURVE_KEY: json.dumps(result.curve), OUTCOME_KEY: json.dumps(outcome)}
@@ -119,7 +119,8 @@ class RayResources:
             raise ConfigError(f"--cpus-per-trial: expected a number > 0, got {args.cpus_per_trial}")
         gpus = args.gpus_per_trial
         if gpus < 0 or (gpus > 1 and not float(gpus).is_integer()):
-            raise ConfigError(f"--gpus-per-trial: expected a fraction in [0, 1] or a whole number, got {gpus}")
+            raise ConfigError(f"--gpus-per-trial: expected a fraction in [0, 1] or a whole number, "
+                              f"got {gpus}")
         return cls(args.address, args.cpus_per_trial, gpus, args.concurrency)
 
     def check_cluster(self) -> None:
@@ -127,8 +128,8 @@ class RayResources:
         available = ray.cluster_resources()
         for name, wanted in (("CPU", self.cpus_per_trial), ("GPU", self.gpus_per_trial)):
             if wanted > available.get(name, 0.0):
-                raise ConfigError(f"--{name.lower()}s-per-trial: {wanted:g} requested, but the Ray cluster has "
-                                  f"{available.get(name, 0.0):g} {name}s; lower it or add nodes")
+                raise ConfigError(f"--{name.lower()}s-per-trial: {wanted:g} requested, but the Ray cluster "
+                                  f"has {available.get(name, 0.0):g} {name}s; lower it or add nodes")
 
 
 def run_ray_search(setup: SearchSetup, args: argparse.Namespace) -> optuna.Study:
@@ -148,8 +149,9 @@ def run_ray_search(setup: SearchSetup, args: argparse.Namespace) -> optuna.Study
 class RayExperiments:
     """The Ray Tune experiments of one run directory, under `<run>/ray/<name>`.
 
-    `experiment.json` names the latest one and whether its `fit()` returned; one that did not was interrupted
-    with its driver, and is finished with `Tuner.restore` before a new one starts for the trials still missing.
+    `experiment.json` names the latest one and whether its `fit()` returned; one that did not was
+    interrupted with its driver, and is finished with `Tuner.restore` before a new one starts for the trials
+    still missing.
     """
 
     setup: SearchSetup
@@ -162,7 +164,7 @@ class RayExperiments:
         return (self.setup.run_dir.root / "ray").resolve()
 
     def run(self, study: optuna.Study) -> None:
-        """Restore the interrupted experiment, if any, then run the missing trials; no RUNNING trial is left."""
+        """Restore the interrupted experiment, if any, then run the missing trials; leaves none RUNNING."""
         interrupted = self._interrupted()
         if interrupted is not None and self.setup.finished_count(study) < self.setup.trials:
             logger.info("resuming the Ray experiment %s with Tuner.restore", interrupted.name)
@@ -178,10 +180,11 @@ class RayExperiments:
             self.setup.settle_interrupted(study)
 
     def _tuner(self, name: str, trials: int, study: optuna.Study) -> tune.Tuner:
-        """A Tuner whose OptunaSearch shares the run directory's study; the sampler is reseeded as on resume."""
+        """A Tuner whose OptunaSearch shares the run directory's study, its sampler reseeded as on resume."""
         setup = self.setup
         sampler = make_sampler(setup.space.sampler, setup.seed + len(study.get_trials(deepcopy=False)))
-        storage = optuna.storages.get_storage(setup.run_dir.storage(setup.storage_url))  # OptunaSearch wants objects
+        # OptunaSearch accepts storage objects only, not URLs.
+        storage = optuna.storages.get_storage(setup.run_dir.storage(setup.storage_url))
         searcher = StudySearcher(setup, sampler, storage)
         tune_config = tune.TuneConfig(
             search_alg=ConcurrencyLimiter(searcher, max_concurrent=self.resources.concurrency),
@@ -198,8 +201,8 @@ class RayExperiments:
         """`train_plan` with its job and the resources of one trial (fractional GPUs allowed)."""
         job = TrialJob(_absolute_spec(self.setup.spec), str(self.setup.run_dir.root.resolve()),
                        tuple(self.setup.space.objective_names))
-        return tune.with_resources(tune.with_parameters(train_plan, job=job),
-                                   {"cpu": self.resources.cpus_per_trial, "gpu": self.resources.gpus_per_trial})
+        per_trial = {"cpu": self.resources.cpus_per_trial, "gpu": self.resources.gpus_per_trial}
+        return tune.with_resources(tune.with_parameters(train_plan, job=job), per_trial)
 
     def _interrupted(self) -> Path | None:
         """The experiment a killed driver left unfinished, when Ray can restore it."""
@@ -229,8 +232,8 @@ def _absolute_spec(spec: TrialSpec) -> TrialSpec:
 def asha_scheduler(setup: SearchSetup) -> ASHAScheduler:
     """ASHA on the task metric alone (it is single-metric), with rungs at the trial's evaluation steps.
 
-    max_t is one step past the budget, so ASHA never stops a trial for reaching its last evaluation: the trial's
-    final report ends it, and only trials ASHA cut short are recorded as pruned.
+    max_t is one step past the budget, so ASHA never stops a trial for reaching its last evaluation: the
+    trial's final report ends it, and only trials ASHA cut short are recorded as pruned.
     """
     budget = setup.space.budget
     total = budget.total_steps()
@@ -254,8 +257,8 @@ def connect(address: str | None, quiet: bool) -> None:
                           "set RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH to the cluster's token, or start "
                           f"the cluster with {AUTH_MODE_VARIABLE}=disabled") from None
     except ConnectionError as error:
-        raise ConfigError(f"--address {address}: cannot join the Ray cluster there ({error}); if the cluster uses "
-                          "token authentication, set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN_PATH (or "
+        raise ConfigError(f"--address {address}: cannot join the Ray cluster there ({error}); if the cluster "
+                          "uses token authentication, set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN_PATH (or "
                           "RAY_AUTH_TOKEN) to its token") from None
 
 
@@ -272,9 +275,9 @@ def _check_listening(host: str, port: int, address: str) -> None:
     try:
         socket.create_connection((host, port), timeout=5).close()
     except OSError as error:
-        raise ConfigError(f"--address {address}: nothing is listening there ({error.strerror or error}); start "
-                          "a head node with `ray start --head --port PORT`, or leave out --address to start "
-                          "a local Ray instance") from None
+        raise ConfigError(f"--address {address}: nothing is listening there ({error.strerror or error}); "
+                          "start a head node with `ray start --head --port PORT`, or leave out --address "
+                          "to start a local Ray instance") from None
 
 
 def _use_token_when_available() -> None:

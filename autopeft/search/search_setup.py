@@ -60,7 +60,8 @@ class SearchSetup:
         study_name = request.study or request.space_path.stem
         run_dir = RunDirectory(request.out or Path("runs") / study_name)
         seed = space.seed if request.seed is None else request.seed
-        spec = TrialSpec(space.model, space.task, space.budget, str(request.space_path.parent.resolve()), seed)
+        spec = TrialSpec(space.model, space.task, space.budget, str(request.space_path.parent.resolve()), seed,
+                         cache_dir=str((run_dir.root / "cache").resolve()))
         layout = _model_layout(space, spec)
         space.check_against(layout)
         setup = cls(space, run_dir, study_name, request.storage or "journal", request.trials or space.trials,

@@ -1,8 +1,9 @@
-"""StudySearcher: Ray Tune's OptunaSearch on the run directory's study, storing trials as the embedded driver does.
+"""StudySearcher: Ray Tune's OptunaSearch on the run directory's study, storing trials as the embedded driver.
 
-One Ray trial is one Optuna trial. `suggest` asks the shared study for a trial, samples the plan from the search
-space and records it (`record_plan`: plan, summary, artifact folder, parameter count, budget constraint), so
-trial numbers, attributes and files match an embedded run. The plan travels to the worker inside the Ray config.
+One Ray trial is one Optuna trial. `suggest` asks the shared study for a trial, samples the plan from the
+search space and records it (`record_plan`: plan, summary, artifact folder, parameter count, budget
+constraint), so trial numbers, attributes and files match an embedded run. The plan travels to the worker
+inside the Ray config.
 
 Ray's own OptunaSearch tells Optuna COMPLETE with whatever the last result held, so a trial that a scheduler
 (ASHA) stopped early would reach the Pareto front with half-trained metrics. This searcher decides from the
@@ -25,7 +26,7 @@ from autopeft.trial import TrialResult
 
 logger = logging.getLogger(__name__)
 
-# Keys of the Ray results a trial reports (see `RayReporter`); JSON strings, because Tune flattens nested dicts.
+# Keys of the Ray results a trial reports (see `RayReporter`); JSON strings, as Tune flattens nested dicts.
 CURVE_KEY = "autopeft_curve"
 OUTCOME_KEY = "autopeft_outcome"
 PLAN_KEY = "autopeft_plan"
@@ -38,8 +39,8 @@ GIVEN_UP_BY_RAY = "the Ray trial failed on every attempt (see the Ray experiment
 class PlanSuggester:
     """The define-by-run space: samples and records the plan, returns it (and the trial number) as Ray config.
 
-    A class rather than a closure because Ray pickles the searcher, and with it this space, into the experiment
-    checkpoint that `Tuner.restore` reads back.
+    A class rather than a closure because Ray pickles the searcher, and with it this space, into the
+    experiment checkpoint that `Tuner.restore` reads back.
     """
 
     def __init__(self, setup: SearchSetup) -> None:
@@ -59,8 +60,8 @@ class StudySearcher(OptunaSearch):
         self._setup = setup
         self._last_results: dict[str, dict[str, Any]] = {}
         modes = ["max" if direction == "maximize" else "min" for direction in setup.space.directions]
-        super().__init__(PlanSuggester(setup), metric=setup.space.objective_names, mode=modes, sampler=sampler,
-                         study_name=setup.study_name, storage=storage)
+        super().__init__(PlanSuggester(setup), metric=setup.space.objective_names, mode=modes,
+                         sampler=sampler, study_name=setup.study_name, storage=storage)
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         """Keep the latest report; single-objective studies also get the task metric as an intermediate value,
@@ -69,8 +70,9 @@ class StudySearcher(OptunaSearch):
         if len(self._setup.space.objectives) == 1 and "task_metric" in result and OUTCOME_KEY not in result:
             self._ot_trials[trial_id].report(float(result["task_metric"]), int(result["step"]))
 
-    def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
-        """Tell the study how the trial ended; a trial the study already holds as finished is not told twice."""
+    def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None,
+                          error: bool = False) -> None:
+        """Tell the study how the trial ended; one the study already holds as finished is not told twice."""
         if trial_id in self._completed_trials:
             return
         self._completed_trials.add(trial_id)

@@ -44,6 +44,7 @@ def chromium() -> Path:
     if not CHROMIUM.exists():
         apt = shutil.which("apt-get")
         assert apt is not None, "chromium is missing and apt-get is not available to install it"
+        subprocess.run([apt, "update"], check=True, capture_output=True)
         subprocess.run([apt, "install", "-y", "chromium"], check=True, capture_output=True)
     return CHROMIUM
 

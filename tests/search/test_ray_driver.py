@@ -1,4 +1,4 @@
-"""The Ray driver on a real `ray start --head` cluster: same storage as the embedded driver, retries, resume."""
+"""The Ray driver on a real `ray start --head` cluster: the embedded driver's storage, retries, resume."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from autopeft.run_directory import RunDirectory
 from autopeft.search.ray_driver import RayReporter
 from autopeft.search.search_setup import SearchRequest, SearchSetup
 from autopeft.search.samplers import make_sampler
-from autopeft.search.study_searcher import STOPPED_BY_SCHEDULER, StudySearcher
+from autopeft.search.study_searcher import CURVE_KEY, STOPPED_BY_SCHEDULER, StudySearcher
 from autopeft.trial import TrialResult
 from tests.conftest import write_space
 from tests.search.conftest import RayCluster, free_port
@@ -66,8 +66,8 @@ def ray_run(cluster_env: RayCluster, tiny_bert_dir: Path, tmp_path_factory: pyte
     folder = tmp_path_factory.mktemp("ray_search")
     space = _space(folder, tiny_bert_dir, trials=4)
     run = folder / "run"
-    assert main(["search", str(space), "--out", str(run), "--backend", "ray", "--address", cluster_env.address,
-                 "--concurrency", "2", "--quiet"]) == 0
+    assert main(["search", str(space), "--out", str(run), "--backend", "ray",
+                 "--address", cluster_env.address, "--concurrency", "2", "--quiet"]) == 0
     return run
 
 
@@ -81,12 +81,12 @@ def embedded_run(tiny_bert_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
 
 def _shape(trial: optuna.trial.FrozenTrial) -> tuple[object, ...]:
     """What a stored trial holds, apart from the measured values."""
-    return (trial.state, *(tuple(sorted(keys)) for keys in (trial.user_attrs, trial.system_attrs, trial.params,
-                                                            trial.user_attrs["metrics"])),
-            len(trial.user_attrs["curve"]))
+    keys = (trial.user_attrs, trial.system_attrs, trial.params, trial.user_attrs["metrics"])
+    return (trial.state, *(tuple(sorted(names)) for names in keys), len(trial.user_attrs["curve"]))
 
 
-def test_ray_study_has_four_complete_trials_shaped_like_an_embedded_run(ray_run: Path, embedded_run: Path) -> None:
+def test_ray_study_has_four_complete_trials_shaped_like_an_embedded_run(ray_run: Path,
+                                                                        embedded_run: Path) -> None:
     study, embedded = RunDirectory(ray_run).load_study(), RunDirectory(embedded_run).load_study()
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 4
     assert [t.number for t in study.trials] == [0, 1, 2, 3]
@@ -119,7 +119,8 @@ def test_address_where_nothing_listens_is_one_config_error(tiny_bert_dir: Path, 
                                                            capsys: pytest.CaptureFixture[str]) -> None:
     address = f"127.0.0.1:{free_port()}"
     space = _space(tmp_path, tiny_bert_dir, trials=1)
-    code = main(["search", str(space), "--out", str(tmp_path / "run"), "--backend", "ray", "--address", address])
+    code = main(["search", str(space), "--out", str(tmp_path / "run"), "--backend", "ray",
+                 "--address", address])
     assert code == 2
     error = capsys.readouterr().err
     assert error.startswith(f"autopeft: error: --address {address}: nothing is listening there")
@@ -128,7 +129,8 @@ def test_address_where_nothing_listens_is_one_config_error(tiny_bert_dir: Path, 
 
 
 def test_gpus_the_cluster_lacks_are_refused_before_anything_is_written(
-        cluster_env: RayCluster, tiny_bert_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        cluster_env: RayCluster, tiny_bert_dir: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
     space = _space(tmp_path, tiny_bert_dir, trials=1)
     code = main(["search", str(space), "--out", str(tmp_path / "run"), "--backend", "ray",
                  "--address", cluster_env.address, "--gpus-per-trial", "0.5", "--quiet"])
@@ -138,7 +140,7 @@ def test_gpus_the_cluster_lacks_are_refused_before_anything_is_written(
 
 
 def test_final_report_of_a_failed_trial_still_carries_every_objective() -> None:
-    """Tune rejects a result that lacks a searched metric; the cluster runs above show the others carry them."""
+    """Tune rejects a result that lacks a searched metric; the cluster runs show the others carry them."""
     reporter = RayReporter(("task_metric", "trainable_parameters", "wall_seconds"))
     final = reporter.final_report(TrialResult("failed", reason="NaN loss"))
     assert math.isnan(final["task_metric"]) and math.isnan(final["trainable_parameters"])  # never measured
@@ -148,12 +150,13 @@ def test_final_report_of_a_failed_trial_still_carries_every_objective() -> None:
 def test_trial_a_scheduler_stopped_is_pruned_and_off_the_front(tiny_bert_dir: Path, tmp_path: Path) -> None:
     """Ray calls `on_trial_complete` with the last intermediate result when ASHA stops a trial; Ray's own
     OptunaSearch would tell it COMPLETE with those half-trained metrics."""
-    setup = SearchSetup.prepare(SearchRequest(_space(tmp_path, tiny_bert_dir, trials=2), out=tmp_path / "run"))
+    space = _space(tmp_path, tiny_bert_dir, trials=2)
+    setup = SearchSetup.prepare(SearchRequest(space, out=tmp_path / "run"))
     study = setup.open_study()
     searcher = StudySearcher(setup, make_sampler(setup.space.sampler, 0), study._storage)
     searcher.suggest("stopped")
     curve = [{"step": 3.0, "task_metric": 0.9, "trainable_parameters": 1.0, "train_loss": 0.5}]
-    partial = {"task_metric": 0.9, "trainable_parameters": 1.0, "step": 3, "autopeft_curve": json.dumps(curve)}
+    partial = {"task_metric": 0.9, "trainable_parameters": 1.0, "step": 3, CURVE_KEY: json.dumps(curve)}
     searcher.on_trial_result("stopped", partial)
     searcher.on_trial_complete("stopped", result=partial)
     searcher.on_trial_complete("stopped", result=partial)  # a second notice is not told again
@@ -210,7 +213,8 @@ def test_killed_driver_resumes_to_the_requested_count(ray_cluster: RayCluster, t
     driver.wait(timeout=30)
     before = {t.number: t.values for t in RunDirectory(run).load_study().trials if t.values}
     assert before, "the first trial should have completed before the driver was killed"
-    resumed = subprocess.run(command, cwd=REPO, env=ray_cluster.env, capture_output=True, text=True, timeout=240)
+    resumed = subprocess.run(command, cwd=REPO, env=ray_cluster.env, capture_output=True, text=True,
+                             timeout=240)
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming the Ray experiment search-0 with Tuner.restore" in " ".join(resumed.stderr.split())
     study = RunDirectory(run).load_study()

@@ -1,0 +1,296 @@
+"""audit(): compare a fine-tuned model (or a base plus an adapter) with its base, matrix by matrix.
+
+Composes the I/O layer (checkpoint, naming, adapter, pairing) with the pure metrics. Per matrix, each
+decomposition is computed once (ANALYSIS.md §6.10): the base's thin SVD comes from the on-disk cache; a dense
+fine-tune gets values-only SVDs plus a randomized top-k (q ≥ 4, accepted by the Wedin test); a LoRA update never
+forms a second large SVD, its merged spectrum and intruder scores come from the cached base through the small core.
+The next matrix is read on a background thread while the current one is computed.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from autopeft.analysis.adapter import Adapter, read_adapter, update_factors
+from autopeft.analysis.cache import SvdCache
+from autopeft.analysis.checkpoint import Checkpoint, Source, open_checkpoint
+from autopeft.analysis.entanglement import ORDERINGS, entanglement_profile, lowrank_entanglement_profile
+from autopeft.analysis.errors import AuditConfigError
+from autopeft.analysis.intruders import IntruderScores, base_overlap, count_intruders, epsilon_sweep, intruder_scores
+from autopeft.analysis.metrics import spectrum_metrics
+from autopeft.analysis.naming import layer_index, module_type, read_matrix
+from autopeft.analysis.noise_floor import is_low_precision, noise_floor
+from autopeft.analysis.pairing import BASE_ONLY, DENSE, LORA, UNMATCHED, MatrixJob, Scope, adapter_jobs, dense_jobs
+from autopeft.analysis.report import AuditReport
+from autopeft.analysis.spectra import effective_rank, stable_rank
+from autopeft.analysis.svd import Svd, as_fp32, full_svd, lowrank_svd, merged_spectrum, resolve_device, set_threads, singular_values, truncate, try_randomized_svd
+
+Progress = Callable[[int, int], None]
+TOPK_METHODS = ("exact", "randomized")
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    """Options of one audit, validated on construction.
+
+    k, epsilon: intruder test (top-k fine-tuned left vectors, |cos| < ε); sweep: add counts for ε = 0.05…0.95.
+    device: 'cpu' or 'cuda'; threads: torch.set_num_threads for the run (None keeps the current setting).
+    topk: top-k vectors of a dense Wt by 'exact' (one thin SVD also gives all values) or 'randomized'
+    (subspace iteration, q ≥ power_iterations, for huge matrices; accepted by the Wedin test, else exact).
+    entanglement, ordering: the entanglement profile of ΔW and its site ordering.
+    include_embeddings, split_fused: scope; cache_dir / use_cache: the base-SVD cache; allow_pickle: read
+    pickle weights with torch.load(weights_only=True); report_mismatches: shape mismatches become rows, not errors.
+    """
+
+    k: int = 10
+    epsilon: float = 0.5
+    sweep: bool = False
+    device: str = "cpu"
+    threads: int | None = None
+    topk: str = "exact"
+    power_iterations: int = 4
+    entanglement: bool = True
+    ordering: str = "row_then_col"
+    include_embeddings: bool = False
+    split_fused: bool = True
+    cache_dir: str | Path | None = None
+    use_cache: bool = True
+    allow_pickle: bool = False
+    report_mismatches: bool = False
+
+    def __post_init__(self) -> None:
+        _require(self.k >= 1, "k", "an integer >= 1", self.k)
+        _require(0.0 < self.epsilon <= 1.0, "epsilon", "a value in (0, 1]", self.epsilon)
+        _require(self.topk in TOPK_METHODS, "topk", f"one of {TOPK_METHODS}", self.topk)
+        _require(self.power_iterations >= 4, "power_iterations", ">= 4 (fewer manufactures false intruders)", self.power_iterations)
+        _require(self.ordering in ORDERINGS, "ordering", f"one of {ORDERINGS}", self.ordering)
+        _require(self.threads is None or self.threads >= 1, "threads", "None or an integer >= 1", self.threads)
+
+
+def audit(
+    base: Source,
+    finetuned: Source | None = None,
+    *,
+    adapter: str | Path | None = None,
+    config: AuditConfig | None = None,
+    on_progress: Progress | None = None,
+) -> AuditReport:
+    """Audit `finetuned` (folder, file, HF id, module or state dict) or a PEFT `adapter` folder against `base`.
+
+    Exactly one of `finetuned` and `adapter` is given. Bad input raises an `AnalysisError` subclass before any
+    heavy computation; `on_progress(done, total)` is called after each matrix.
+    """
+    config = config or AuditConfig()
+    if (finetuned is None) == (adapter is None):
+        raise AuditConfigError("audit: expected exactly one of finetuned= or adapter=")
+    set_threads(config.threads)
+    device = resolve_device(config.device)
+    started = time.perf_counter()
+    base_checkpoint = open_checkpoint(base, config.allow_pickle)
+    scope = Scope(config.include_embeddings, config.split_fused, config.report_mismatches)
+    if adapter is not None:
+        loaded = read_adapter(adapter, config.allow_pickle)
+        jobs, excluded = adapter_jobs(base_checkpoint, loaded, scope)
+        other: Checkpoint | Adapter = loaded
+    else:
+        other = open_checkpoint(finetuned, config.allow_pickle)  # type: ignore[arg-type]
+        jobs, excluded = dense_jobs(base_checkpoint, other, scope)
+    runner = _Runner(config, device, base_checkpoint, other)
+    report = runner.run(jobs, on_progress)
+    report.excluded = [{"tensor": key, "reason": reason} for key, reason in excluded]
+    report.meta = _meta(base, finetuned, adapter, config, runner, time.perf_counter() - started)
+    return report
+
+
+class _Runner:
+    """Runs jobs with a prefetching reader; holds the cache and the two sides being compared."""
+
+    def __init__(self, config: AuditConfig, device: torch.device, base: Checkpoint, other: Checkpoint | Adapter) -> None:
+        self.config, self.device, self.base, self.other = config, device, base, other
+        self.cache = SvdCache(config.cache_dir) if config.use_cache else None
+
+    def run(self, jobs: list[MatrixJob], on_progress: Progress | None) -> AuditReport:
+        report = AuditReport(rows=[])
+        with ThreadPoolExecutor(max_workers=1) as reader:
+            pending: Future[dict[str, Tensor]] | None = reader.submit(self._load, jobs[0]) if jobs else None
+            for index, job in enumerate(jobs):
+                tensors = pending.result() if pending is not None else {}
+                pending = reader.submit(self._load, jobs[index + 1]) if index + 1 < len(jobs) else None
+                rows, details = self._compute(job, tensors)
+                report.rows += rows
+                report.details.update({job.name: details} if details else {})
+                if on_progress is not None:
+                    on_progress(index + 1, len(jobs))
+        return report
+
+    def _load(self, job: MatrixJob) -> dict[str, Tensor]:
+        """Read the stored tensors a job needs (on the reader thread)."""
+        tensors: dict[str, Tensor] = {}
+        if job.kind == UNMATCHED:
+            return tensors
+        tensors["base"] = read_matrix(self.base, job.base)  # type: ignore[arg-type]
+        if job.kind == DENSE:
+            tensors["ft"] = read_matrix(self.other, job.finetuned)  # type: ignore[arg-type]
+        if job.kind == LORA:
+            B, A = update_factors(self.other, job.update)  # type: ignore[arg-type]
+            rows = job.base.rows  # type: ignore[union-attr]
+            tensors["B"], tensors["A"] = (B[rows[0]:rows[1]] if rows else B), A
+        return tensors
+
+    def _compute(self, job: MatrixJob, tensors: dict[str, Tensor]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        if job.kind == UNMATCHED:
+            return [_unmatched_row(job)], {}
+        if job.kind == BASE_ONLY:
+            return [self._row(job, "base", self._base_values(tensors["base"]))], {}
+        if job.kind == DENSE:
+            return self._dense(job, tensors["base"], tensors["ft"])
+        return self._lora(job, tensors["base"], tensors["B"].to(self.device), tensors["A"].to(self.device))
+
+    def _base_values(self, W: Tensor) -> Tensor:
+        return self.cache.values(W, self.device) if self.cache else singular_values(as_fp32(W, self.device))
+
+    def _base_svd(self, W: Tensor) -> Svd:
+        return self.cache.decomposition(W, self.device) if self.cache else full_svd(as_fp32(W, self.device))
+
+    def _dense(self, job: MatrixJob, W0: Tensor, Wt: Tensor) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """Dense fine-tune: values-only SVDs of Wt and ΔW, randomized (or exact) top-k of Wt, cached base SVD."""
+        base = self._base_svd(W0)
+        merged = as_fp32(Wt, self.device)
+        S_t, top = self._top(merged)
+        scores = intruder_scores(base_overlap(base.U, top.U), base.S, S_t)  # type: ignore[arg-type]
+        delta = merged - as_fp32(W0, self.device)
+        S_d = singular_values(delta) if bool(delta.any()) else torch.zeros(min(delta.shape), device=delta.device)
+        profile = self._dense_profile(delta, S_d)
+        rows = [self._row(job, "base", base.S), self._ft_row(job, S_t, scores)]
+        rows.append(self._delta_row(job, S_d, base.S, Wt if is_low_precision(Wt.dtype) else None, profile))
+        return rows, self._details(scores, profile)
+
+    def _top(self, merged: Tensor) -> tuple[Tensor, Svd]:
+        top = None
+        if self.config.topk == "randomized":
+            top = try_randomized_svd(merged, self.config.k, self.config.power_iterations)
+        if top is None:
+            exact = full_svd(merged)
+            return exact.S, truncate(exact, self.config.k)
+        return singular_values(merged), top
+
+    def _dense_profile(self, delta: Tensor, S_d: Tensor) -> dict[str, Any] | None:
+        if not self.config.entanglement or float(S_d.max()) == 0.0:
+            return None
+        centre = S_d if self.config.ordering == "row_then_col" else None
+        return entanglement_profile(delta, self.config.ordering, centre)._asdict()
+
+    def _lora(self, job: MatrixJob, W0: Tensor, B: Tensor, A: Tensor) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """LoRA update: exact spectra of ΔW from QR cores, of Wt from the cached base SVD (no second large SVD)."""
+        base = self._base_svd(W0)
+        merged = merged_spectrum(base, B, A, self.config.k)
+        scores = intruder_scores(merged.overlap, base.S, merged.S)
+        S_d = lowrank_svd(B, A).S
+        profile = self._lora_profile(B, A, S_d)
+        rows = [self._row(job, "base", base.S), self._ft_row(job, merged.S, scores)]
+        rows.append(self._delta_row(job, S_d, base.S, None, profile))
+        return rows, self._details(scores, profile)
+
+    def _lora_profile(self, B: Tensor, A: Tensor, S_d: Tensor) -> dict[str, Any] | None:
+        if not self.config.entanglement or float(S_d.max()) == 0.0:
+            return None
+        if self.config.ordering == "row_then_col":
+            return lowrank_entanglement_profile(B, A)._asdict()
+        return entanglement_profile(B @ A, self.config.ordering)._asdict()
+
+    def _row(self, job: MatrixJob, kind: str, S: Tensor) -> dict[str, Any]:
+        entry = job.base
+        shape = entry.shape  # type: ignore[union-attr]
+        values, reasons = spectrum_metrics(S.cpu(), shape)
+        update = job.update
+        return {
+            "matrix": job.name, "layer": layer_index(job.name), "module": module_type(job.name), "kind": kind,
+            "rows": shape[0], "cols": shape[1], "source": _source(job, self.other), "tall": shape[0] > shape[1],
+            "scale": update.scale if update else math.nan, "lora_rank": update.rank if update else math.nan,
+            "orientation_assumed": entry.orientation_assumed, "flag": entry.flag,  # type: ignore[union-attr]
+            **values, "reason": "; ".join(reasons),
+        }
+
+    def _ft_row(self, job: MatrixJob, S: Tensor, scores: IntruderScores) -> dict[str, Any]:
+        row = self._row(job, "ft", S)
+        row["n_intruders"] = count_intruders(scores.scores, self.config.epsilon)
+        row["min_intruder_score"] = float(scores.scores.min())
+        row["n_degenerate_top"] = int(scores.degenerate.sum())
+        if self.config.sweep:
+            row.update({f"intruders_eps_{eps:.2f}": n for eps, n in epsilon_sweep(scores.scores).items()})
+        return row
+
+    def _delta_row(self, job: MatrixJob, S_d: Tensor, S_base: Tensor, stored_ft: Tensor | None, profile: dict[str, Any] | None) -> dict[str, Any]:
+        row = self._row(job, "delta", S_d)
+        base_norm = float(torch.linalg.vector_norm(S_base.double()))
+        row["relative_update"] = row["frobenius_norm"] / base_norm if base_norm > 0 else math.nan
+        row["entanglement_max"] = max(profile["entropies"]) if profile else math.nan
+        row["entanglement_centre"] = row["energy_entropy"]
+        row["ln_rank"] = math.log(job.update.rank) if job.update else math.nan
+        row.update(_floor_columns(stored_ft, S_d.cpu(), job.base.shape))  # type: ignore[union-attr]
+        return row
+
+    def _details(self, scores: IntruderScores, profile: dict[str, Any] | None) -> dict[str, Any]:
+        intruders = {
+            "k": self.config.k, "epsilon": self.config.epsilon, "scores": scores.scores.tolist(),
+            "robust_scores": scores.robust.tolist(), "degenerate": scores.degenerate.tolist(),
+            "singular_values": scores.values.tolist(), "epsilon_sweep": epsilon_sweep(scores.scores),
+        }
+        return {"intruders": intruders, "entanglement": profile}
+
+
+def _floor_columns(stored_ft: Tensor | None, S_d: Tensor, shape: tuple[int, int]) -> dict[str, float]:
+    """bf16/fp16 rounding-noise floor of ΔW and the rank metrics above it (ANALYSIS.md §5); NaN for fp32 input."""
+    if stored_ft is None:
+        return dict.fromkeys(("noise_sigma", "noise_tau", "n_above_floor", "energy_below_floor",
+                              "effective_rank_above_floor", "stable_rank_above_floor"), math.nan)
+    floor = noise_floor(stored_ft.cpu(), S_d)
+    above = S_d[S_d > floor.tau]
+    return {
+        "noise_sigma": floor.sigma, "noise_tau": floor.tau, "n_above_floor": float(floor.n_above),
+        "energy_below_floor": floor.energy_below, "effective_rank_above_floor": effective_rank(above, shape),
+        "stable_rank_above_floor": stable_rank(above),
+    }
+
+
+def _unmatched_row(job: MatrixJob) -> dict[str, Any]:
+    entry = job.base or job.finetuned
+    shape = entry.shape if entry else (0, 0)
+    return {"matrix": job.name, "layer": layer_index(job.name), "module": module_type(job.name), "kind": UNMATCHED,
+            "rows": shape[0], "cols": shape[1], "reason": job.reason}
+
+
+def _source(job: MatrixJob, other: Checkpoint | Adapter) -> str:
+    if job.kind == LORA and isinstance(other, Adapter):
+        return other.method
+    return "dense" if job.kind == DENSE else "base"
+
+
+def _meta(base: Source, finetuned: Source | None, adapter: str | Path | None, config: AuditConfig, runner: _Runner, seconds: float) -> dict[str, Any]:
+    cache = runner.cache
+    return {
+        "base": _describe(base), "finetuned": None if finetuned is None else _describe(finetuned),
+        "adapter": None if adapter is None else str(adapter), "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
+        "device": str(runner.device), "threads": torch.get_num_threads(), "seconds": seconds,
+        "cache": None if cache is None else {"directory": str(cache.directory), "hits": cache.hits, "misses": cache.misses},
+    }
+
+
+def _describe(source: Source) -> str:
+    return source if isinstance(source, str) else str(source) if isinstance(source, Path) else f"<{type(source).__name__}>"
+
+
+def _require(condition: bool, name: str, expected: str, got: Any) -> None:
+    if not condition:
+        raise AuditConfigError(f"audit config: {name}: expected {expected}, got {got!r}")
+
+

@@ -1,0 +1,101 @@
+"""TrainingLoop: optimizer steps with the method-controller hooks in METHODS.md's order, and evaluation.
+
+Used for a trial's main phase and for the preparation phases some methods run first (DiffoRA's selection,
+Light-PEFT's estimation), so every phase counts tokens and time the same way.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import torch
+
+from autopeft.errors import AutopeftError
+from autopeft.methods.controller import MethodController
+from autopeft.tokenized_split import TokenizedSplit
+
+Batch = dict[str, torch.Tensor]
+
+
+class TrialFailure(AutopeftError):
+    """Training went wrong in a way that fails the trial but not the search (a NaN loss, say)."""
+
+
+def autocast(device: torch.device) -> Any:
+    """bf16 autocast on CUDA; a no-op context on CPU."""
+    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+def evaluate(model: torch.nn.Module, split: TokenizedSplit, batch_size: int, device: torch.device) -> list[int]:
+    """Argmax predictions for every example of `split`, in order."""
+    return evaluate_timed(model, split, batch_size, device)[0]
+
+
+def evaluate_timed(model: torch.nn.Module, split: TokenizedSplit, batch_size: int,
+                   device: torch.device) -> tuple[list[int], float]:
+    """Predictions and inference throughput (non-padding tokens per second of forward passes)."""
+    was_training = model.training
+    model.eval()
+    predictions: list[int] = []
+    tokens, seconds = 0, 0.0
+    with torch.no_grad(), autocast(device):
+        for batch in split.in_order(batch_size, device):
+            batch.pop("labels")
+            started = time.perf_counter()
+            logits = model(**batch).logits
+            predictions.extend(logits.argmax(dim=-1).tolist())
+            seconds += time.perf_counter() - started
+            tokens += int(batch["attention_mask"].sum())
+    model.train(was_training)
+    return predictions, tokens / max(seconds, 1e-9)
+
+
+class TrainingLoop:
+    """One optimizer step at a time: forward, optional extra loss term, backward, clip, hooks, update."""
+
+    def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
+                 controllers: Sequence[MethodController], device: torch.device, max_grad_norm: float,
+                 extra_loss: Callable[[], torch.Tensor] | None = None) -> None:
+        self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
+        self.controllers = list(controllers)
+        self.device, self.max_grad_norm, self.extra_loss = device, max_grad_norm, extra_loss
+        self.tokens, self.train_seconds, self.steps_done = 0, 0.0, 0
+
+    def run(self, batches: Iterator[Batch], steps: int,
+            after_each: Callable[[int, float], bool] | None = None) -> None:
+        """Take `steps` steps; `after_each(steps_done, loss)` may return True to stop early."""
+        self.model.train()
+        for step in range(steps):
+            loss = self.step(step, next(batches))
+            if after_each is not None and after_each(step + 1, loss):
+                return
+
+    def step(self, step: int, batch: Batch) -> float:
+        """One optimizer step; a non-finite loss fails the trial."""
+        started = time.perf_counter()
+        for controller in self.controllers:
+            controller.before_step(step)
+        with autocast(self.device):
+            loss = self.model(**batch).loss
+            if self.extra_loss is not None:
+                loss = loss + self.extra_loss()
+        if not math.isfinite(loss.item()):
+            raise TrialFailure(f"loss became {loss.item()} at step {step}; lower the learning rate")
+        loss.backward()
+        parameters = [p for group in self.optimizer.param_groups for p in group["params"] if p.grad is not None]
+        torch.nn.utils.clip_grad_norm_(parameters, self.max_grad_norm)
+        for controller in self.controllers:
+            controller.after_backward(step)
+        self.optimizer.step()
+        for controller in self.controllers:
+            controller.after_step(step)
+        if self.scheduler is not None:
+            self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.tokens += int(batch["attention_mask"].sum())
+        self.train_seconds += time.perf_counter() - started
+        self.steps_done += 1
+        return float(loss.item())

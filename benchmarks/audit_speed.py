@@ -1,0 +1,153 @@
+"""Audit speed (issue 3): autopeft's audit against WeightWatcher, the LAPACK lower bound, and the naive LoRA route.
+
+    python benchmarks/audit_speed.py [--threads 1] [--sizes 768x768,768x3072,2048x2048,2048x8192]
+
+All ratios come from one run on one machine. In-process timings start after the models are loaded; the whole
+process time is reported too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+PROCESS_START = time.perf_counter()
+
+
+def _timed(function, *args, **kwargs):  # type: ignore[no-untyped-def]
+    started = time.perf_counter()
+    result = function(*args, **kwargs)
+    return time.perf_counter() - started, result
+
+
+def _finetuned_copy(base: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A dense fine-tune stand-in: every block matrix gets a rank-16 update plus small dense noise."""
+    generator = torch.Generator().manual_seed(0)
+    copy = {}
+    for key, value in base.items():
+        if value.ndim == 2 and value.is_floating_point() and ".layer." in key:
+            low_rank = torch.randn(value.shape[0], 16, generator=generator) @ torch.randn(16, value.shape[1], generator=generator)
+            value = value + 2e-3 * low_rank + 1e-3 * torch.randn(value.shape, generator=generator)
+        copy[key] = value.contiguous()
+    return copy
+
+
+def lapack_lower_bound(base: dict[str, torch.Tensor], finetuned: dict[str, torch.Tensor], keys: list[str]) -> float:
+    """Thin SVD of W0 (all base vectors are needed) + values of Wt + values of ΔW, and nothing else."""
+    started = time.perf_counter()
+    for key in keys:
+        W0, Wt = base[key].float(), finetuned[key].float()
+        torch.linalg.svd(W0, full_matrices=False)
+        torch.linalg.svdvals(Wt)
+        torch.linalg.svdvals(Wt - W0)
+    return time.perf_counter() - started
+
+
+def weightwatcher_seconds(folder: Path, finetuned: dict[str, torch.Tensor]) -> float:
+    import weightwatcher
+    from transformers import BertModel
+
+    model = BertModel.from_pretrained(folder)
+    model.load_state_dict(finetuned, strict=False)
+    watcher = weightwatcher.WeightWatcher(model=model)
+    seconds, _ = _timed(watcher.analyze)
+    return seconds
+
+
+def lora_adapter(folder: Path, out: Path) -> None:
+    from peft import LoraConfig, get_peft_model
+    from transformers import BertModel
+
+    model = get_peft_model(BertModel.from_pretrained(folder), LoraConfig(r=8, lora_alpha=16, target_modules=["query", "value"]))
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(std=0.02)
+    model.save_pretrained(out)
+
+
+def scaling_rows(sizes: list[tuple[int, int]], cache: Path) -> list[str]:
+    """Per layer shape: dense audit (cold cache), LoRA r=16 audit (warm cache) and the naive two-SVD route."""
+    from autopeft.analysis import AuditConfig, audit
+
+    rows = []
+    for m, n in sizes:
+        generator = torch.Generator().manual_seed(m + n)
+        W0 = torch.randn(m, n, generator=generator) / n**0.5
+        B, A = torch.randn(m, 16, generator=generator) * 0.01, torch.randn(16, n, generator=generator)
+        key = "layers.0.mlp.proj.weight"
+        config = AuditConfig(cache_dir=cache / f"{m}x{n}")
+        dense, _ = _timed(audit, {key: W0}, {key: W0 + B @ A}, config=config)
+        base_svd = audit.__globals__["SvdCache"](cache / f"{m}x{n}").decomposition(W0)
+        fast, _ = _timed(_lora_fast, base_svd, B, A)
+        naive, _ = _timed(lambda: (torch.linalg.svd(W0, full_matrices=False), torch.linalg.svd(W0 + B @ A, full_matrices=False)))
+        rows.append(f"| {m}×{n} | {dense:.2f} s | {naive:.2f} s | {fast:.3f} s | {naive / fast:.1f}× |")
+    return rows
+
+
+def _lora_fast(base_svd, B, A):  # type: ignore[no-untyped-def]
+    from autopeft.analysis import lowrank_entanglement_profile, lowrank_svd, merged_spectrum
+
+    merged_spectrum(base_svd, B, A, 10)
+    lowrank_svd(B, A)
+    lowrank_entanglement_profile(B, A)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--sizes", default="768x768,768x3072,2048x2048,2048x8192")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    from safetensors.torch import load_file, save_file
+
+    from autopeft.analysis import AuditConfig, audit
+    from autopeft.models import resolve_model_path
+
+    folder = resolve_model_path("minilm")
+    base = load_file(folder / "model.safetensors")
+    finetuned = _finetuned_copy(base)
+    work = Path(tempfile.mkdtemp(prefix="audit-speed-"))
+    ft_folder = work / "ft"
+    ft_folder.mkdir()
+    save_file(finetuned, str(ft_folder / "model.safetensors"))
+    (ft_folder / "config.json").write_text((folder / "config.json").read_text())
+    keys = [k for k, v in base.items() if v.ndim == 2 and ".layer." in k and "LayerNorm" not in k]
+
+    cold = AuditConfig(threads=args.threads, cache_dir=work / "cache-dense")
+    ours, report = _timed(audit, folder, ft_folder, config=cold)
+    warm, _ = _timed(audit, folder, ft_folder, config=cold)
+    bound = lapack_lower_bound(base, finetuned, keys)
+    watcher = weightwatcher_seconds(folder, finetuned)
+
+    lora_adapter(folder, work / "adapter")
+    lora_config = AuditConfig(threads=args.threads, cache_dir=work / "cache-lora")
+    audit(folder, adapter=work / "adapter", config=lora_config)
+    fast, lora_report = _timed(audit, folder, adapter=work / "adapter", config=lora_config)
+    from peft import PeftModel
+    from transformers import BertModel
+
+    merged = PeftModel.from_pretrained(BertModel.from_pretrained(folder), work / "adapter").merge_and_unload().state_dict()
+    naive, _ = _timed(audit, folder, merged, config=AuditConfig(threads=args.threads, use_cache=False))
+
+    sizes = [tuple(int(x) for x in size.split("x")) for size in args.sizes.split(",")]
+    scaling = scaling_rows(sizes, work / "cache-scaling")  # type: ignore[arg-type]
+    print(f"threads={args.threads} matrices={len(keys)} rows={len(report.rows)} intruders={report.intruder_count()}")
+    print(f"(1) autopeft full audit, cold cache: {ours:.2f} s; warm cache: {warm:.2f} s; "
+          f"WeightWatcher analyze(ft only): {watcher:.2f} s; ratio {watcher / ours:.1f}× (cold), {watcher / warm:.1f}× (warm)")
+    print(f"(2) LAPACK lower bound: {bound:.2f} s; audit / bound = {ours / bound:.2f}× (cold)")
+    print(f"(3) LoRA adapter audit, cached base: {fast:.2f} s; naive merged two-SVD audit: {naive:.2f} s; ratio {naive / fast:.1f}×"
+          f" ({len(lora_report.rows)} rows)")
+    print("(4) | shape | dense audit (cold) | naive two thin SVDs | LoRA fast path (warm) | ratio |")
+    print("\n".join(scaling))
+    print(f"whole process: {time.perf_counter() - PROCESS_START:.1f} s")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    main()
