@@ -11,13 +11,14 @@ from peft.tuners.tuners_utils import BaseTunerLayer
 from torch import nn
 
 from autopeft.errors import PlanError
-from autopeft.methods import configured_controllers
 from autopeft.model_layout import ModelLayout
 from autopeft.plan import PeftPlan
 
 
 def peft_config_for(plan: PeftPlan, layout: ModelLayout, total_steps: int) -> PeftConfig:
     """LoRA with exact module names, unless a method of the plan supplies its own config (AdaLoRA)."""
+    from autopeft.methods import configured_controllers  # method controllers build models with this module
+
     config: PeftConfig = LoraConfig(task_type="SEQ_CLS", **plan.lora_config_kwargs(layout))
     for cls, method_config in configured_controllers(plan):
         config = cls.peft_config(method_config, plan, layout, total_steps) or config

@@ -1,4 +1,5 @@
-"""Export a trial's adapter as a standard PEFT folder that `PeftModel.from_pretrained(base, DIR)` loads."""
+"""Export a trial's adapter as a standard PEFT folder that `PeftModel.from_pretrained(base, DIR)` loads, and load
+an exported adapter back (`load_exported`), re-applying a Light-PEFT pruning plan when the folder carries one."""
 
 from __future__ import annotations
 
@@ -6,8 +7,15 @@ import os
 import shutil
 from pathlib import Path
 
+import torch
+from peft import PeftModel
+
 from autopeft.errors import CheckpointError, ConfigError
+from autopeft.models import load_classifier, load_tokenizer, resolve_model_path
+from autopeft.pruning import PruningPlan, load_pruned
 from autopeft.run_directory import RunDirectory
+
+PRUNING_PLAN = "pruning_plan.json"
 
 
 def export_trial(run_dir: RunDirectory, number: int, out: Path) -> Path:
@@ -29,3 +37,22 @@ def export_trial(run_dir: RunDirectory, number: int, out: Path) -> Path:
         out.rmdir()
     os.replace(staging, out)
     return out
+
+
+def load_exported(base: str | Path | torch.nn.Module, folder: str | Path, num_labels: int = 2) -> PeftModel:
+    """Load an exported (or trial) adapter on its base model, the way the trial trained it.
+
+    A Light-PEFT adapter ships `pruning_plan.json`: its heads and neurons are removed from the original checkpoint
+    first (the checkpoint files are never modified), since the adapter fits only the pruned shapes.
+    """
+    folder = Path(folder)
+    if not (folder / "adapter_config.json").is_file():
+        raise CheckpointError(f"{folder}: expected a PEFT adapter folder with adapter_config.json")
+    if isinstance(base, torch.nn.Module):
+        model = base
+    else:
+        path = resolve_model_path(str(base))
+        model = load_classifier(path, num_labels, load_tokenizer(path).pad_token_id)
+    if (folder / PRUNING_PLAN).is_file():
+        model = load_pruned(model, PruningPlan.load(folder / PRUNING_PLAN))
+    return PeftModel.from_pretrained(model, folder)

@@ -1,9 +1,10 @@
 """PruningShape and PrunableBlock: where the attention heads and FFN neurons of a model live.
 
 Light-PEFT (Gu et al., "Light-PEFT: Lightening Parameter-Efficient Fine-Tuning via Early Pruning", Findings of
-ACL 2024; METHODS.md §5) masks and then removes whole attention heads and FFN neurons. Both need, per transformer
-block, the projections that produce a head or neuron (q/k/v, up/gate/intermediate) and the one that consumes it
-(the attention output and down/output projections). This module is that table for the two supported families:
+ACL 2024; METHODS.md §5) masks and then removes whole attention heads and FFN neurons. Both need, per
+transformer block, the projections that produce a head or neuron (q/k/v, up/gate/intermediate) and the one
+that consumes it (the attention output and down/output projections). This module is that table for the two
+supported families:
 
 - `bert`: BERT and RoBERTa (`encoder.layer.N.attention.self.{query,key,value}`, `attention.output.dense`,
   `intermediate.dense`, `output.dense`);
@@ -39,10 +40,12 @@ class Family:
 
 
 FAMILIES: dict[str, Family] = {
-    "bert": Family("bert", "attention.self", "attention_head_size", "attention.self.query", "attention.self.key",
-                   "attention.self.value", "attention.output.dense", ("intermediate.dense",), "output.dense"),
-    "llama": Family("llama", "self_attn", "head_dim", "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
-                    "self_attn.o_proj", ("mlp.gate_proj", "mlp.up_proj"), "mlp.down_proj"),
+    "bert": Family("bert", "attention.self", "attention_head_size", "attention.self.query",
+                   "attention.self.key", "attention.self.value", "attention.output.dense",
+                   ("intermediate.dense",), "output.dense"),
+    "llama": Family("llama", "self_attn", "head_dim", "self_attn.q_proj", "self_attn.k_proj",
+                    "self_attn.v_proj", "self_attn.o_proj", ("mlp.gate_proj", "mlp.up_proj"),
+                    "mlp.down_proj"),
 }
 
 
@@ -138,8 +141,9 @@ def prunable_blocks(model: nn.Module) -> tuple[Family, list[PrunableBlock]]:
         blocks = _blocks_of(model, family)
         if blocks:
             return family, blocks
-    raise PlanError("structural pruning: expected a BERT-like model (attention.self.query, intermediate.dense) "
-                    "or a LLaMA-like model (self_attn.q_proj, mlp.gate_proj); found neither")
+    raise PlanError("structural pruning: expected a BERT-like model (attention.self.query, "
+                    "intermediate.dense) or a LLaMA-like model (self_attn.q_proj, mlp.gate_proj); "
+                    "found neither")
 
 
 def _blocks_of(model: nn.Module, family: Family) -> list[PrunableBlock]:

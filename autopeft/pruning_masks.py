@@ -1,19 +1,19 @@
 """PruningMasks: trainable head and FFN-neuron masks for Light-PEFT's estimation phase, installed by hooks.
 
-Phase E of Light-PEFT (Gu et al., Findings of ACL 2024; METHODS.md §5) trains one fp32 mask per attention head
-(`m^A`) and per FFN neuron (`m^F`), initialised to 1 and pulled down by an L1 term; their final values score the
-items that phase P removes. The masks are applied without editing model code, by forward-pre-hooks on the two
-projections that consume heads and neurons:
+Phase E of Light-PEFT (Gu et al., Findings of ACL 2024; METHODS.md §5) trains one fp32 mask per attention
+head (`m^A`) and per FFN neuron (`m^F`), initialised to 1 and pulled down by an L1 term; their final values
+score the items that phase P removes. The masks are applied without editing model code, by forward-pre-hooks
+on the two projections that consume heads and neurons:
 
 - heads: the attention output projection (`attention.output.dense`, `self_attn.o_proj`); its input
   `[B, T, H·d]` is viewed as `[B, T, H, d]` and each head is multiplied by its mask;
 - neurons: the down/output projection (`output.dense`, `mlp.down_proj`); its input, the post-activation FFN
   output, is multiplied element-wise.
 
-Under peft the hook sits on the LoRA wrapper, not on its `base_layer`, so the mask scales the input of the base
-weight *and* of the LoRA path. That is what physical pruning does: removing a head deletes the matching input
-columns of both `W0` and `lora_A` (`slice_lora_state`), so a masked model equals the pruned one. A hook on
-`base_layer` would leave `lora_A` reading the masked-out head and break that equality.
+Under peft the hook sits on the LoRA wrapper, not on its `base_layer`, so the mask scales the input of the
+base weight *and* of the LoRA path. That is what physical pruning does: removing a head deletes the matching
+input columns of both `W0` and `lora_A` (`slice_lora_state`), so a masked model equals the pruned one. A hook
+on `base_layer` would leave `lora_A` reading the masked-out head and break that equality.
 
 The mask parameters are not registered in the model: they stay out of its `state_dict` and the saved adapter,
 and the caller puts `parameters()` in their own optimizer group (METHODS.md §5, Phase E step 2).
@@ -35,7 +35,7 @@ PreHook = Callable[[nn.Module, tuple[torch.Tensor, ...]], tuple[torch.Tensor, ..
 
 @dataclass
 class PruningMasks:
-    """Per-layer head masks `(num_heads,)` and FFN masks `(intermediate_size,)`, and the hooks applying them."""
+    """Per-layer head masks `(num_heads,)` and FFN masks `(intermediate_size,)`, and their hooks."""
 
     shape: PruningShape
     head_masks: tuple[nn.Parameter, ...]
@@ -61,8 +61,8 @@ class PruningMasks:
     def set_values(self, head_values: torch.Tensor, ffn_values: torch.Tensor) -> None:
         """Overwrite the masks with `(num_layers, num_heads)` and `(num_layers, intermediate_size)` values.
 
-        Used to reset the masks to 1, or to zero exactly the items of a plan (`PruningPlan.head_keep()`), which
-        makes the masked model compute what the pruned model computes.
+        Used to reset the masks to 1, or to zero exactly the items of a plan (`PruningPlan.head_keep()`,
+        `neuron_keep()`), which makes the masked model compute what the pruned model computes.
         """
         with torch.no_grad():
             for mask, values in zip(self.parameters(), [*head_values, *ffn_values], strict=True):
@@ -97,7 +97,9 @@ def _ones(size: int, device: torch.device) -> nn.Parameter:
     return nn.Parameter(torch.ones(size, dtype=torch.float32, device=device))
 
 
-def _hook_block(block: PrunableBlock, head_mask: nn.Parameter, ffn_mask: nn.Parameter) -> list[RemovableHandle]:
+def _hook_block(
+    block: PrunableBlock, head_mask: nn.Parameter, ffn_mask: nn.Parameter
+) -> list[RemovableHandle]:
     """Hook the block's attention output and FFN output projections (the LoRA wrapper under peft)."""
     attention_output = block.hook_point(block.family.attention_output)
     ffn_output = block.hook_point(block.family.ffn_output)

@@ -21,23 +21,13 @@ import optuna
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
-from autopeft.atomic_files import write_json_atomic, write_text_atomic
+from autopeft.atomic_files import read_json, write_json_atomic, write_text_atomic
 from autopeft.errors import ConfigError
 
 __all__ = ["RunDirectory", "read_json", "write_json_atomic", "write_text_atomic"]
 
 RUN_FILE = "run.json"
 JOURNAL_FILE = "study.journal"
-
-
-def read_json(path: Path) -> Any:
-    """Read a JSON file; a missing or corrupt one is a `ConfigError` naming it."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found") from None
-    except json.JSONDecodeError as error:
-        raise ConfigError(f"{path}: not valid JSON ({error.msg} at line {error.lineno})") from None
 
 
 @dataclass(frozen=True)

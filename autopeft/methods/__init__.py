@@ -9,12 +9,16 @@ from __future__ import annotations
 from autopeft.errors import UnknownMethodError
 from autopeft.methods.adalora import AdaloraController
 from autopeft.methods.controller import MethodConfig, MethodController, TrainingContext
+from autopeft.methods.diffora import DifforaController
 from autopeft.methods.ist import IstController
+from autopeft.methods.light_peft import LightPeftController
 from autopeft.plan import PeftPlan
 
 METHODS: dict[str, type[MethodController]] = {
     "ist": IstController,
     "adalora": AdaloraController,
+    "diffora": DifforaController,
+    "light_peft": LightPeftController,
 }
 
 

@@ -56,7 +56,7 @@ class AdaloraController(MethodController):
     """Drives peft's rank allocator and converts the result to plain LoRA."""
 
     config_class: ClassVar[type[MethodConfig]] = AdaloraConfig
-    incompatible_with: ClassVar[frozenset[str]] = frozenset({"ist", "light_peft"})
+    incompatible_with: ClassVar[frozenset[str]] = frozenset({"ist", "light_peft", "diffora"})
     config: AdaloraConfig
 
     @classmethod

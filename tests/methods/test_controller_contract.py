@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from peft import PeftModel
 
 from autopeft.methods import METHODS, MethodController
-from autopeft.models import load_classifier, load_tokenizer
+from autopeft.export import load_exported
+from autopeft.models import load_tokenizer
 from autopeft.reporting import RecordingReporter
 from autopeft.search_space import BudgetConfig
 from autopeft.task import TaskConfig, load_task
@@ -46,6 +46,6 @@ def test_method_trains_reports_and_exports_a_loadable_adapter(key: str, tiny_ber
     json.dumps(result.method_reports)
     assert key in result.method_reports
     tokenizer = load_tokenizer(tiny_bert_dir)
-    model = PeftModel.from_pretrained(load_classifier(tiny_bert_dir, 2, tokenizer.pad_token_id), tmp_path / "adapter")
+    model = load_exported(tiny_bert_dir, tmp_path / "adapter")
     dev = TokenizedSplit.build(load_task(TaskConfig(name="demo"), Path(".")).dev[:32], tokenizer, 24)
     assert evaluate(model, dev, 16, torch.device("cpu")) == result.dev_predictions

@@ -15,17 +15,21 @@ from autopeft.search_space import SearchSpace
 from tests.conftest import write_space
 
 MIX = ("methods:\n  ist: {mode: [off, ist, rst], active_layer_ratio: 0.5, update_interval: 2}\n"
-       "  adalora: {enabled: [false, true], target_rank_ratio: 0.5}")
+       "  adalora: {enabled: [false, true], target_rank_ratio: 0.5}\n"
+       "  diffora: {enabled: [false, true], rho: 0.5, steps: 2}\n"
+       "  light_peft: {enabled: [false, true], head_ratio: [0.0, 0.25], estimation_steps: 2}")
 
 
-def test_a_search_mixing_the_methods_completes(tiny_bert_dir: Path, tmp_path: Path) -> None:
-    space = write_space(tmp_path, tiny_bert_dir, trials=8, methods=MIX,
+def test_a_search_mixing_all_four_methods_completes(tiny_bert_dir: Path, tmp_path: Path) -> None:
+    space = write_space(tmp_path, tiny_bert_dir, trials=16, methods=MIX,
                         dimensions="dimensions:\n  modules: [query, value]\n  rank: {choices: [4, 8]}")
     assert main(["search", str(space), "--out", str(tmp_path / "run"), "--quiet"]) == 0
     trials = RunDirectory(tmp_path / "run").load_study().trials
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials), [t.user_attrs.get("reason") for t in trials]
     mixes = {json.dumps(sorted(t.user_attrs["plan"]["methods"])) for t in trials}
-    assert len(mixes) >= 2, mixes
+    assert len(mixes) >= 4, mixes
+    used = {key for t in trials for key in t.user_attrs["plan"]["methods"]}
+    assert used == {"ist", "adalora", "diffora", "light_peft"}
     assert all(not {"ist", "adalora"} <= set(t.user_attrs["plan"]["methods"]) for t in trials)
     with_adalora = [t for t in trials if "adalora" in t.user_attrs["plan"]["methods"]]
     for trial in with_adalora:
