@@ -88,11 +88,15 @@ def _format_value(value: float) -> str:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from autopeft.export import export_trial
+    from autopeft.export import PRUNING_PLAN, export_trial
     from autopeft.run_directory import RunDirectory
 
     out = export_trial(RunDirectory.existing(args.run_dir), args.trial, Path(args.out))
-    print(f"exported trial {args.trial} to {out}; load it with PeftModel.from_pretrained(base, '{out}')")
+    if (out / PRUNING_PLAN).is_file():
+        print(f"exported trial {args.trial} to {out}: a Light-PEFT adapter for the pruned base; load it with "
+              f"autopeft.export.load_exported(base, '{out}'), not on the unpruned base")
+    else:
+        print(f"exported trial {args.trial} to {out}; load it with PeftModel.from_pretrained(base, '{out}')")
     return 0
 
 
