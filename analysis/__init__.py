@@ -10,7 +10,11 @@ from autopeft.analysis.adapter import Adapter, LoraUpdate, read_adapter
 from autopeft.analysis.audit import AuditConfig, audit
 from autopeft.analysis.cache import SvdCache, default_cache_dir
 from autopeft.analysis.checkpoint import Checkpoint, open_checkpoint
-from autopeft.analysis.entanglement import EntanglementProfile, entanglement_profile, lowrank_entanglement_profile
+from autopeft.analysis.entanglement import (
+    EntanglementProfile,
+    entanglement_profile,
+    lowrank_entanglement_profile,
+)
 from autopeft.analysis.errors import (
     AdapterMismatchError,
     AnalysisError,
@@ -19,11 +23,23 @@ from autopeft.analysis.errors import (
     DeviceError,
     ShapeMismatchError,
 )
-from autopeft.analysis.intruders import IntruderScores, base_overlap, count_intruders, epsilon_sweep, intruder_scores
+from autopeft.analysis.intruders import (
+    IntruderScores,
+    base_overlap,
+    count_intruders,
+    epsilon_sweep,
+    intruder_scores,
+)
 from autopeft.analysis.noise_floor import NoiseFloor, noise_floor
 from autopeft.analysis.powerlaw import PowerLawFit, fit_power_law
 from autopeft.analysis.report import AuditReport
-from autopeft.analysis.spectra import effective_rank, energy_entropy, frobenius_norm, spectral_norm, stable_rank
+from autopeft.analysis.spectra import (
+    effective_rank,
+    energy_entropy,
+    frobenius_norm,
+    spectral_norm,
+    stable_rank,
+)
 from autopeft.analysis.svd import (
     MergedSpectrum,
     Svd,
@@ -36,11 +52,45 @@ from autopeft.analysis.svd import (
 )
 
 __all__ = [
-    "Adapter", "AdapterMismatchError", "AnalysisError", "AuditConfig", "AuditConfigError", "AuditReport",
-    "Checkpoint", "CheckpointError", "DeviceError", "EntanglementProfile", "IntruderScores", "LoraUpdate",
-    "MergedSpectrum", "NoiseFloor", "PowerLawFit", "ShapeMismatchError", "Svd", "SvdCache", "audit",
-    "base_overlap", "count_intruders", "default_cache_dir", "effective_rank", "energy_entropy",
-    "entanglement_profile", "epsilon_sweep", "fit_power_law", "frobenius_norm", "full_svd", "intruder_scores",
-    "lowrank_entanglement_profile", "lowrank_svd", "merged_spectrum", "noise_floor", "open_checkpoint",
-    "randomized_svd", "read_adapter", "set_threads", "singular_values", "spectral_norm", "stable_rank",
+    "Adapter",
+    "AdapterMismatchError",
+    "AnalysisError",
+    "AuditConfig",
+    "AuditConfigError",
+    "AuditReport",
+    "Checkpoint",
+    "CheckpointError",
+    "DeviceError",
+    "EntanglementProfile",
+    "IntruderScores",
+    "LoraUpdate",
+    "MergedSpectrum",
+    "NoiseFloor",
+    "PowerLawFit",
+    "ShapeMismatchError",
+    "Svd",
+    "SvdCache",
+    "audit",
+    "base_overlap",
+    "count_intruders",
+    "default_cache_dir",
+    "effective_rank",
+    "energy_entropy",
+    "entanglement_profile",
+    "epsilon_sweep",
+    "fit_power_law",
+    "frobenius_norm",
+    "full_svd",
+    "intruder_scores",
+    "lowrank_entanglement_profile",
+    "lowrank_svd",
+    "merged_spectrum",
+    "noise_floor",
+    "open_checkpoint",
+    "randomized_svd",
+    "read_adapter",
+    "set_threads",
+    "singular_values",
+    "spectral_norm",
+    "stable_rank",
 ]

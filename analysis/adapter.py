@@ -145,14 +145,31 @@ def _non_lora_reason(key: str) -> str:
     return "not a LoRA factor (modules_to_save head or other full replacement, not a low-rank update)"
 
 
-def _update(folder: Path, checkpoint: Checkpoint, config: dict[str, Any], method: str, module: str, keys: dict[str, str]) -> LoraUpdate:
+def _update(
+    folder: Path,
+    checkpoint: Checkpoint,
+    config: dict[str, Any],
+    method: str,
+    module: str,
+    keys: dict[str, str],
+) -> LoraUpdate:
     if "A" not in keys or "B" not in keys:
         missing = "lora_A" if "A" not in keys else "lora_B"
-        raise CheckpointError(f"{checkpoint.source(next(iter(keys.values())))}: {module}: {missing} is missing")
+        raise CheckpointError(
+            f"{checkpoint.source(next(iter(keys.values())))}: {module}: {missing} is missing"
+        )
     stored_rank = checkpoint.shape(keys["A"])[0]
     if method == "ADALORA":
         alpha = float(config.get("lora_alpha") or stored_rank)
-        return LoraUpdate(module, keys["A"], keys["B"], keys.get("E"), stored_rank, alpha, alpha / (stored_rank + ADALORA_EPSILON))
+        return LoraUpdate(
+            module,
+            keys["A"],
+            keys["B"],
+            keys.get("E"),
+            stored_rank,
+            alpha,
+            alpha / (stored_rank + ADALORA_EPSILON),
+        )
     rank = int(pattern_value(config.get("rank_pattern") or {}, module, config.get("r", 8)))
     alpha = float(pattern_value(config.get("alpha_pattern") or {}, module, config.get("lora_alpha", 8)))
     if rank != stored_rank:
@@ -162,4 +179,3 @@ def _update(folder: Path, checkpoint: Checkpoint, config: dict[str, Any], method
         )
     scale = alpha / math.sqrt(rank) if config.get("use_rslora") else alpha / rank
     return LoraUpdate(module, keys["A"], keys["B"], None, rank, alpha, scale)
-

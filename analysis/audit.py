@@ -25,14 +25,40 @@ from autopeft.analysis.cache import SvdCache
 from autopeft.analysis.checkpoint import Checkpoint, Source, open_checkpoint
 from autopeft.analysis.entanglement import ORDERINGS, entanglement_profile, lowrank_entanglement_profile
 from autopeft.analysis.errors import AuditConfigError
-from autopeft.analysis.intruders import IntruderScores, base_overlap, count_intruders, epsilon_sweep, intruder_scores
+from autopeft.analysis.intruders import (
+    IntruderScores,
+    base_overlap,
+    count_intruders,
+    epsilon_sweep,
+    intruder_scores,
+)
 from autopeft.analysis.metrics import spectrum_metrics
 from autopeft.analysis.naming import layer_index, module_type, read_matrix
 from autopeft.analysis.noise_floor import is_low_precision, noise_floor
-from autopeft.analysis.pairing import BASE_ONLY, DENSE, LORA, UNMATCHED, MatrixJob, Scope, adapter_jobs, dense_jobs
+from autopeft.analysis.pairing import (
+    BASE_ONLY,
+    DENSE,
+    LORA,
+    UNMATCHED,
+    MatrixJob,
+    Scope,
+    adapter_jobs,
+    dense_jobs,
+)
 from autopeft.analysis.report import AuditReport
 from autopeft.analysis.spectra import effective_rank, stable_rank
-from autopeft.analysis.svd import Svd, as_fp32, full_svd, lowrank_svd, merged_spectrum, resolve_device, set_threads, singular_values, truncate, try_randomized_svd
+from autopeft.analysis.svd import (
+    Svd,
+    as_fp32,
+    full_svd,
+    lowrank_svd,
+    merged_spectrum,
+    resolve_device,
+    set_threads,
+    singular_values,
+    truncate,
+    try_randomized_svd,
+)
 
 Progress = Callable[[int, int], None]
 TOPK_METHODS = ("exact", "randomized")
@@ -71,9 +97,16 @@ class AuditConfig:
         _require(self.k >= 1, "k", "an integer >= 1", self.k)
         _require(0.0 < self.epsilon <= 1.0, "epsilon", "a value in (0, 1]", self.epsilon)
         _require(self.topk in TOPK_METHODS, "topk", f"one of {TOPK_METHODS}", self.topk)
-        _require(self.power_iterations >= 4, "power_iterations", ">= 4 (fewer manufactures false intruders)", self.power_iterations)
+        _require(
+            self.power_iterations >= 4,
+            "power_iterations",
+            ">= 4 (fewer manufactures false intruders)",
+            self.power_iterations,
+        )
         _require(self.ordering in ORDERINGS, "ordering", f"one of {ORDERINGS}", self.ordering)
-        _require(self.threads is None or self.threads >= 1, "threads", "None or an integer >= 1", self.threads)
+        _require(
+            self.threads is None or self.threads >= 1, "threads", "None or an integer >= 1", self.threads
+        )
 
 
 def audit(
@@ -114,7 +147,9 @@ def audit(
 class _Runner:
     """Runs jobs with a prefetching reader; holds the cache and the two sides being compared."""
 
-    def __init__(self, config: AuditConfig, device: torch.device, base: Checkpoint, other: Checkpoint | Adapter) -> None:
+    def __init__(
+        self, config: AuditConfig, device: torch.device, base: Checkpoint, other: Checkpoint | Adapter
+    ) -> None:
         self.config, self.device, self.base, self.other = config, device, base, other
         self.cache = SvdCache(config.cache_dir) if config.use_cache else None
 
@@ -143,10 +178,12 @@ class _Runner:
         if job.kind == LORA:
             B, A = update_factors(self.other, job.update)  # type: ignore[arg-type]
             rows = job.base.rows  # type: ignore[union-attr]
-            tensors["B"], tensors["A"] = (B[rows[0]:rows[1]] if rows else B), A
+            tensors["B"], tensors["A"] = (B[rows[0] : rows[1]] if rows else B), A
         return tensors
 
-    def _compute(self, job: MatrixJob, tensors: dict[str, Tensor]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    def _compute(
+        self, job: MatrixJob, tensors: dict[str, Tensor]
+    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         if job.kind == UNMATCHED:
             return [_unmatched_row(job)], {}
         if job.kind == BASE_ONLY:
@@ -168,7 +205,11 @@ class _Runner:
         S_t, top = self._top(merged)
         scores = intruder_scores(base_overlap(base.U, top.U), base.S, S_t)  # type: ignore[arg-type]
         delta = merged - as_fp32(W0, self.device)
-        S_d = singular_values(delta) if bool(delta.any()) else torch.zeros(min(delta.shape), device=delta.device)
+        S_d = (
+            singular_values(delta)
+            if bool(delta.any())
+            else torch.zeros(min(delta.shape), device=delta.device)
+        )
         profile = self._dense_profile(delta, S_d)
         rows = [self._row(job, "base", base.S), self._ft_row(job, S_t, scores)]
         rows.append(self._delta_row(job, S_d, base.S, Wt if is_low_precision(Wt.dtype) else None, profile))
@@ -189,7 +230,9 @@ class _Runner:
         centre = S_d if self.config.ordering == "row_then_col" else None
         return entanglement_profile(delta, self.config.ordering, centre)._asdict()
 
-    def _lora(self, job: MatrixJob, W0: Tensor, B: Tensor, A: Tensor) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    def _lora(
+        self, job: MatrixJob, W0: Tensor, B: Tensor, A: Tensor
+    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         """LoRA update: exact spectra of ΔW from QR cores, of Wt from the cached base SVD (no second large SVD)."""
         base = self._base_svd(W0)
         merged = merged_spectrum(base, B, A, self.config.k)
@@ -213,11 +256,20 @@ class _Runner:
         values, reasons = spectrum_metrics(S.cpu(), shape)
         update = job.update
         return {
-            "matrix": job.name, "layer": layer_index(job.name), "module": module_type(job.name), "kind": kind,
-            "rows": shape[0], "cols": shape[1], "source": _source(job, self.other), "tall": shape[0] > shape[1],
-            "scale": update.scale if update else math.nan, "lora_rank": update.rank if update else math.nan,
-            "orientation_assumed": entry.orientation_assumed, "flag": entry.flag,  # type: ignore[union-attr]
-            **values, "reason": "; ".join(reasons),
+            "matrix": job.name,
+            "layer": layer_index(job.name),
+            "module": module_type(job.name),
+            "kind": kind,
+            "rows": shape[0],
+            "cols": shape[1],
+            "source": _source(job, self.other),
+            "tall": shape[0] > shape[1],
+            "scale": update.scale if update else math.nan,
+            "lora_rank": update.rank if update else math.nan,
+            "orientation_assumed": entry.orientation_assumed,
+            "flag": entry.flag,  # type: ignore[union-attr]
+            **values,
+            "reason": "; ".join(reasons),
         }
 
     def _ft_row(self, job: MatrixJob, S: Tensor, scores: IntruderScores) -> dict[str, Any]:
@@ -229,7 +281,14 @@ class _Runner:
             row.update({f"intruders_eps_{eps:.2f}": n for eps, n in epsilon_sweep(scores.scores).items()})
         return row
 
-    def _delta_row(self, job: MatrixJob, S_d: Tensor, S_base: Tensor, stored_ft: Tensor | None, profile: dict[str, Any] | None) -> dict[str, Any]:
+    def _delta_row(
+        self,
+        job: MatrixJob,
+        S_d: Tensor,
+        S_base: Tensor,
+        stored_ft: Tensor | None,
+        profile: dict[str, Any] | None,
+    ) -> dict[str, Any]:
         row = self._row(job, "delta", S_d)
         base_norm = float(torch.linalg.vector_norm(S_base.double()))
         row["relative_update"] = row["frobenius_norm"] / base_norm if base_norm > 0 else math.nan
@@ -241,9 +300,13 @@ class _Runner:
 
     def _details(self, scores: IntruderScores, profile: dict[str, Any] | None) -> dict[str, Any]:
         intruders = {
-            "k": self.config.k, "epsilon": self.config.epsilon, "scores": scores.scores.tolist(),
-            "robust_scores": scores.robust.tolist(), "degenerate": scores.degenerate.tolist(),
-            "singular_values": scores.values.tolist(), "epsilon_sweep": epsilon_sweep(scores.scores),
+            "k": self.config.k,
+            "epsilon": self.config.epsilon,
+            "scores": scores.scores.tolist(),
+            "robust_scores": scores.robust.tolist(),
+            "degenerate": scores.degenerate.tolist(),
+            "singular_values": scores.values.tolist(),
+            "epsilon_sweep": epsilon_sweep(scores.scores),
         }
         return {"intruders": intruders, "entanglement": profile}
 
@@ -251,13 +314,25 @@ class _Runner:
 def _floor_columns(stored_ft: Tensor | None, S_d: Tensor, shape: tuple[int, int]) -> dict[str, float]:
     """bf16/fp16 rounding-noise floor of ΔW and the rank metrics above it (ANALYSIS.md §5); NaN for fp32 input."""
     if stored_ft is None:
-        return dict.fromkeys(("noise_sigma", "noise_tau", "n_above_floor", "energy_below_floor",
-                              "effective_rank_above_floor", "stable_rank_above_floor"), math.nan)
+        return dict.fromkeys(
+            (
+                "noise_sigma",
+                "noise_tau",
+                "n_above_floor",
+                "energy_below_floor",
+                "effective_rank_above_floor",
+                "stable_rank_above_floor",
+            ),
+            math.nan,
+        )
     floor = noise_floor(stored_ft.cpu(), S_d)
     above = S_d[S_d > floor.tau]
     return {
-        "noise_sigma": floor.sigma, "noise_tau": floor.tau, "n_above_floor": float(floor.n_above),
-        "energy_below_floor": floor.energy_below, "effective_rank_above_floor": effective_rank(above, shape),
+        "noise_sigma": floor.sigma,
+        "noise_tau": floor.tau,
+        "n_above_floor": float(floor.n_above),
+        "energy_below_floor": floor.energy_below,
+        "effective_rank_above_floor": effective_rank(above, shape),
         "stable_rank_above_floor": stable_rank(above),
     }
 
@@ -265,8 +340,15 @@ def _floor_columns(stored_ft: Tensor | None, S_d: Tensor, shape: tuple[int, int]
 def _unmatched_row(job: MatrixJob) -> dict[str, Any]:
     entry = job.base or job.finetuned
     shape = entry.shape if entry else (0, 0)
-    return {"matrix": job.name, "layer": layer_index(job.name), "module": module_type(job.name), "kind": UNMATCHED,
-            "rows": shape[0], "cols": shape[1], "reason": job.reason}
+    return {
+        "matrix": job.name,
+        "layer": layer_index(job.name),
+        "module": module_type(job.name),
+        "kind": UNMATCHED,
+        "rows": shape[0],
+        "cols": shape[1],
+        "reason": job.reason,
+    }
 
 
 def _source(job: MatrixJob, other: Checkpoint | Adapter) -> str:
@@ -275,22 +357,39 @@ def _source(job: MatrixJob, other: Checkpoint | Adapter) -> str:
     return "dense" if job.kind == DENSE else "base"
 
 
-def _meta(base: Source, finetuned: Source | None, adapter: str | Path | None, config: AuditConfig, runner: _Runner, seconds: float) -> dict[str, Any]:
+def _meta(
+    base: Source,
+    finetuned: Source | None,
+    adapter: str | Path | None,
+    config: AuditConfig,
+    runner: _Runner,
+    seconds: float,
+) -> dict[str, Any]:
     cache = runner.cache
     return {
-        "base": _describe(base), "finetuned": None if finetuned is None else _describe(finetuned),
-        "adapter": None if adapter is None else str(adapter), "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
-        "device": str(runner.device), "threads": torch.get_num_threads(), "seconds": seconds,
-        "cache": None if cache is None else {"directory": str(cache.directory), "hits": cache.hits, "misses": cache.misses},
+        "base": _describe(base),
+        "finetuned": None if finetuned is None else _describe(finetuned),
+        "adapter": None if adapter is None else str(adapter),
+        "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
+        "device": str(runner.device),
+        "threads": torch.get_num_threads(),
+        "seconds": seconds,
+        "cache": None
+        if cache is None
+        else {"directory": str(cache.directory), "hits": cache.hits, "misses": cache.misses},
     }
 
 
 def _describe(source: Source) -> str:
-    return source if isinstance(source, str) else str(source) if isinstance(source, Path) else f"<{type(source).__name__}>"
+    return (
+        source
+        if isinstance(source, str)
+        else str(source)
+        if isinstance(source, Path)
+        else f"<{type(source).__name__}>"
+    )
 
 
 def _require(condition: bool, name: str, expected: str, got: Any) -> None:
     if not condition:
         raise AuditConfigError(f"audit config: {name}: expected {expected}, got {got!r}")
-
-

@@ -98,5 +98,3 @@ class SvdCache:
         tensors = {"S": decomposition.S, "U": decomposition.U, "V": decomposition.V}
         save_file({name: value.detach().cpu().contiguous() for name, value in tensors.items()}, str(staging))
         os.replace(staging, path)
-
-

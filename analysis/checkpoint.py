@@ -22,7 +22,12 @@ from autopeft.analysis.errors import CheckpointError
 
 INDEX_FILE = "model.safetensors.index.json"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth")
-SAFETENSORS_DTYPES = {"F64": torch.float64, "F32": torch.float32, "BF16": torch.bfloat16, "F16": torch.float16}
+SAFETENSORS_DTYPES = {
+    "F64": torch.float64,
+    "F32": torch.float32,
+    "BF16": torch.bfloat16,
+    "F16": torch.float16,
+}
 Source = str | os.PathLike[str] | nn.Module | Mapping[str, Tensor]
 
 
@@ -139,7 +144,9 @@ def _from_index(folder: Path, index: Path) -> Checkpoint:
     try:
         weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
     except (json.JSONDecodeError, KeyError, TypeError) as error:
-        raise CheckpointError(f"{index}: weight_map: expected a JSON object of tensor -> shard ({error!r})") from None
+        raise CheckpointError(
+            f"{index}: weight_map: expected a JSON object of tensor -> shard ({error!r})"
+        ) from None
     files = {key: folder / shard for key, shard in weight_map.items()}
     for shard in sorted(set(files.values())):
         if not shard.is_file():
@@ -193,7 +200,9 @@ def _from_state_dict(state: Mapping[str, Any], label: str) -> Checkpoint:
 
 def _state_dict_tensors(state: Any, label: str) -> dict[str, Tensor]:
     if not isinstance(state, Mapping):
-        raise CheckpointError(f"{label}: expected a mapping of tensor names to tensors, got {type(state).__name__}")
+        raise CheckpointError(
+            f"{label}: expected a mapping of tensor names to tensors, got {type(state).__name__}"
+        )
     return {str(key): value.detach() for key, value in state.items() if isinstance(value, Tensor)}
 
 

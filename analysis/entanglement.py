@@ -63,7 +63,9 @@ def schmidt_values(X: Tensor) -> Tensor:
     return torch.linalg.eigvalsh(gram).flip(0).clamp_min(0.0).sqrt()
 
 
-def entanglement_profile(M: Tensor, ordering: str = "row_then_col", centre_values: Tensor | None = None) -> EntanglementProfile:
+def entanglement_profile(
+    M: Tensor, ordering: str = "row_then_col", centre_values: Tensor | None = None
+) -> EntanglementProfile:
     """Dense profile of an (m, n) matrix; `centre_values` (σ of M) saves the centre cut under `row_then_col`."""
     if ordering not in ORDERINGS:
         raise ValueError(f"ordering: expected one of {ORDERINGS}, got {ordering!r}")

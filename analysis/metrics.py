@@ -35,7 +35,11 @@ def _norms(S: Tensor, shape: tuple[int, int]) -> Values:
 
 def _frobenius(S: Tensor, shape: tuple[int, int]) -> Values:
     frobenius = spectra.frobenius_norm(S)
-    return {"frobenius_norm": frobenius, "log_norm": spectra.log10_or_nan(frobenius**2), "stable_rank": spectra.stable_rank(S)}
+    return {
+        "frobenius_norm": frobenius,
+        "log_norm": spectra.log10_or_nan(frobenius**2),
+        "stable_rank": spectra.stable_rank(S),
+    }
 
 
 def _ranks(S: Tensor, shape: tuple[int, int]) -> Values:
@@ -49,8 +53,13 @@ def _ranks(S: Tensor, shape: tuple[int, int]) -> Values:
 def _power_law(S: Tensor, shape: tuple[int, int]) -> Values:
     fit = fit_power_law(spectra.significant(S, shape) ** 2)
     return {
-        "alpha": fit.alpha, "alpha_xmin": fit.xmin, "alpha_ks": fit.ks_distance, "alpha_tail": float(fit.tail_size),
-        "alpha_sigma": fit.sigma, "alpha_weighted": fit.alpha_weighted, "log_alpha_norm": fit.log_alpha_norm,
+        "alpha": fit.alpha,
+        "alpha_xmin": fit.xmin,
+        "alpha_ks": fit.ks_distance,
+        "alpha_tail": float(fit.tail_size),
+        "alpha_sigma": fit.sigma,
+        "alpha_weighted": fit.alpha_weighted,
+        "log_alpha_norm": fit.log_alpha_norm,
         **({REASON: fit.reason} if fit.reason else {}),  # type: ignore[dict-item]
     }
 
@@ -59,8 +68,10 @@ METRICS: tuple[Metric, ...] = (
     Metric(("spectral_norm", "log_spectral_norm"), _norms),
     Metric(("frobenius_norm", "log_norm", "stable_rank"), _frobenius),
     Metric(("effective_rank", "energy_entropy", "numerical_rank"), _ranks),
-    Metric(("alpha", "alpha_xmin", "alpha_ks", "alpha_tail", "alpha_sigma", "alpha_weighted", "log_alpha_norm"),
-           _power_law),
+    Metric(
+        ("alpha", "alpha_xmin", "alpha_ks", "alpha_tail", "alpha_sigma", "alpha_weighted", "log_alpha_norm"),
+        _power_law,
+    ),
 )
 COLUMNS: tuple[str, ...] = tuple(column for metric in METRICS for column in metric.columns)
 

@@ -18,16 +18,54 @@ from autopeft.analysis.checkpoint import Checkpoint
 
 WRAPPER_PREFIXES = ("base_model.model.",)
 ARCHITECTURE_PREFIXES = (
-    "bert.", "roberta.", "model.", "transformer.", "gpt_neox.", "deberta.", "distilbert.", "electra.",
-    "albert.", "xlm_roberta.", "encoder_model.",
+    "bert.",
+    "roberta.",
+    "model.",
+    "transformer.",
+    "gpt_neox.",
+    "deberta.",
+    "distilbert.",
+    "electra.",
+    "albert.",
+    "xlm_roberta.",
+    "encoder_model.",
 )
 CONV1D_MODEL_TYPES = frozenset({"gpt2", "openai-gpt", "imagegpt", "decision_transformer"})
 CONV1D_MODULES = frozenset({"c_attn", "c_proj", "c_fc", "q_attn"})
-LINEAR_MODEL_TYPES = frozenset({
-    "bert", "roberta", "xlm-roberta", "distilbert", "electra", "albert", "deberta", "deberta-v2", "llama",
-    "mistral", "mixtral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3", "phi", "phi3", "t5", "bart", "opt",
-    "gpt_neox", "falcon", "gptj", "gpt_bigcode", "mpt", "olmo", "olmo2", "starcoder2", "stablelm",
-})
+LINEAR_MODEL_TYPES = frozenset(
+    {
+        "bert",
+        "roberta",
+        "xlm-roberta",
+        "distilbert",
+        "electra",
+        "albert",
+        "deberta",
+        "deberta-v2",
+        "llama",
+        "mistral",
+        "mixtral",
+        "qwen2",
+        "qwen3",
+        "gemma",
+        "gemma2",
+        "gemma3",
+        "phi",
+        "phi3",
+        "t5",
+        "bart",
+        "opt",
+        "gpt_neox",
+        "falcon",
+        "gptj",
+        "gpt_bigcode",
+        "mpt",
+        "olmo",
+        "olmo2",
+        "starcoder2",
+        "stablelm",
+    }
+)
 LAYER_INDEX = re.compile(r"(?:^|\.)(\d+)\.")
 NORMALISATION = re.compile(r"(norm|(^|\.)ln_?\w*$)", re.IGNORECASE)
 EMBEDDING = re.compile(r"(embed|(^|\.)wte$|(^|\.)wpe$)", re.IGNORECASE)
@@ -61,7 +99,7 @@ def canonical_name(key: str) -> str:
         key = key.removeprefix(prefix)
     for prefix in ARCHITECTURE_PREFIXES:
         if key.startswith(prefix):
-            key = key[len(prefix):]
+            key = key[len(prefix) :]
             break
     return key.removesuffix(".weight")
 
@@ -75,10 +113,12 @@ def layer_index(name: str) -> int | None:
 def module_type(name: str) -> str:
     """The part of a name after the block index (`attention.self.query`), used to aggregate across layers."""
     match = LAYER_INDEX.search(name)
-    return name[match.end():] if match else name
+    return name[match.end() :] if match else name
 
 
-def matrix_entries(checkpoint: Checkpoint, include_embeddings: bool, split_fused: bool) -> tuple[dict[str, MatrixEntry], list[tuple[str, str]]]:
+def matrix_entries(
+    checkpoint: Checkpoint, include_embeddings: bool, split_fused: bool
+) -> tuple[dict[str, MatrixEntry], list[tuple[str, str]]]:
     """The in-scope matrices of a checkpoint by canonical name, and the 2-D weights left out with a reason."""
     entries: dict[str, MatrixEntry] = {}
     excluded: list[tuple[str, str]] = []
@@ -99,7 +139,7 @@ def read_matrix(checkpoint: Checkpoint, entry: MatrixEntry) -> torch.Tensor:
     """The (out, in) matrix of an entry in its stored dtype."""
     W = checkpoint.tensor(entry.key)
     W = W.mT if entry.transpose else W
-    return W[entry.rows[0]:entry.rows[1]] if entry.rows else W
+    return W[entry.rows[0] : entry.rows[1]] if entry.rows else W
 
 
 def _exclusion_reason(key: str, dtype: torch.dtype | None, include_embeddings: bool) -> str:
@@ -120,7 +160,9 @@ def _exclusion_reason(key: str, dtype: torch.dtype | None, include_embeddings: b
     return ""
 
 
-def _oriented_entries(checkpoint: Checkpoint, key: str, shape: tuple[int, int], split_fused: bool) -> list[MatrixEntry]:
+def _oriented_entries(
+    checkpoint: Checkpoint, key: str, shape: tuple[int, int], split_fused: bool
+) -> list[MatrixEntry]:
     name = canonical_name(key)
     transpose, assumed = _orientation(checkpoint, key)
     out_in = (shape[1], shape[0]) if transpose else shape
@@ -166,9 +208,15 @@ def _qkv_sizes(config: dict[str, Any]) -> list[int] | None:
 def _blocks(entry: MatrixEntry, sizes: list[int]) -> list[MatrixEntry]:
     parts, start = [], 0
     for label, size in zip("qkv", sizes):
-        parts.append(MatrixEntry(
-            f"{entry.name}[{label}]", entry.key, (size, entry.shape[1]), entry.transpose, (start, start + size),
-            entry.orientation_assumed,
-        ))
+        parts.append(
+            MatrixEntry(
+                f"{entry.name}[{label}]",
+                entry.key,
+                (size, entry.shape[1]),
+                entry.transpose,
+                (start, start + size),
+                entry.orientation_assumed,
+            )
+        )
         start += size
     return parts

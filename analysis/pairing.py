@@ -44,7 +44,10 @@ def dense_jobs(base: Checkpoint, finetuned: Checkpoint, scope: Scope) -> tuple[l
     """Jobs for two full checkpoints, in base order, then fine-tuned-only matrices."""
     base_entries, excluded = matrix_entries(base, scope.include_embeddings, scope.split_fused)
     ft_entries, ft_excluded = matrix_entries(finetuned, scope.include_embeddings, scope.split_fused)
-    jobs = [_dense_job(name, entry, ft_entries.get(name), base, finetuned, scope) for name, entry in base_entries.items()]
+    jobs = [
+        _dense_job(name, entry, ft_entries.get(name), base, finetuned, scope)
+        for name, entry in base_entries.items()
+    ]
     jobs += [
         MatrixJob(name, UNMATCHED, finetuned=entry, reason="present in the fine-tuned checkpoint only")
         for name, entry in ft_entries.items()
@@ -61,18 +64,29 @@ def adapter_jobs(base: Checkpoint, adapter: Adapter, scope: Scope) -> tuple[list
     for update in adapter.updates:
         parts = [entry for entry in base_entries.values() if entry.module == update.name]
         if not parts and update.name in out_of_scope:
-            excluded.append((update.module, "adapted module outside the audit scope (see include_embeddings)"))
+            excluded.append(
+                (update.module, "adapted module outside the audit scope (see include_embeddings)")
+            )
             continue
         _check_fit(base, adapter, update, parts)
         targeted.update({entry.name: update for entry in parts})
     jobs = [
-        MatrixJob(name, LORA, base=entry, update=targeted[name]) if name in targeted else MatrixJob(name, BASE_ONLY, base=entry)
+        MatrixJob(name, LORA, base=entry, update=targeted[name])
+        if name in targeted
+        else MatrixJob(name, BASE_ONLY, base=entry)
         for name, entry in base_entries.items()
     ]
     return jobs, excluded + adapter.excluded
 
 
-def _dense_job(name: str, entry: MatrixEntry, partner: MatrixEntry | None, base: Checkpoint, finetuned: Checkpoint, scope: Scope) -> MatrixJob:
+def _dense_job(
+    name: str,
+    entry: MatrixEntry,
+    partner: MatrixEntry | None,
+    base: Checkpoint,
+    finetuned: Checkpoint,
+    scope: Scope,
+) -> MatrixJob:
     if partner is None:
         return MatrixJob(name, UNMATCHED, base=entry, reason="present in the base checkpoint only")
     if partner.shape == entry.shape:

@@ -34,7 +34,9 @@ class PowerLawFit(NamedTuple):
     flags: str = ""
 
 
-def fit_power_law(eigenvalues: Tensor | np.ndarray, min_tail: int = MIN_TAIL, min_evals: int = MIN_EVALS) -> PowerLawFit:
+def fit_power_law(
+    eigenvalues: Tensor | np.ndarray, min_tail: int = MIN_TAIL, min_evals: int = MIN_EVALS
+) -> PowerLawFit:
     """Fit `p(λ) ∝ λ^{−α}` for `λ ≥ x_min` to the positive eigenvalues (any order, any scale).
 
     Returns NaN with a reason when fewer than `min_evals` positive eigenvalues exist.
@@ -73,7 +75,9 @@ def _ks_distances(logs: np.ndarray, alphas: np.ndarray, starts: np.ndarray) -> n
     tail_sizes = (logs.size - starts)[:, None].astype(np.float64)
     with np.errstate(over="ignore", invalid="ignore"):
         fitted = 1.0 - np.exp((1.0 - alphas[:, None]) * (logs[None, :] - logs[starts][:, None]))
-        gap = np.maximum(np.abs((positions + 1) / tail_sizes - fitted), np.abs(positions / tail_sizes - fitted))
+        gap = np.maximum(
+            np.abs((positions + 1) / tail_sizes - fitted), np.abs(positions / tail_sizes - fitted)
+        )
     gap = np.where(positions >= 0, gap, 0.0)
     return np.nan_to_num(gap, nan=np.inf).max(axis=1)
 

@@ -47,13 +47,24 @@ class AuditReport:
         """Aggregates by layer, by module type, and for the whole model (one row)."""
         frame = self.to_frame()
         model = _aggregate(frame.assign(model="model"), "model")
-        return {"by_layer": _aggregate(frame, "layer"), "by_module": _aggregate(frame, "module"), "model": model}
+        return {
+            "by_layer": _aggregate(frame, "layer"),
+            "by_module": _aggregate(frame, "module"),
+            "model": model,
+        }
 
     def to_dict(self) -> dict[str, Any]:
         """Everything in JSON-compatible types; NaN becomes null."""
-        summary = {name: table.reset_index().to_dict(orient="records") for name, table in self.summary().items()}
-        payload = {"meta": self.meta, "rows": self.rows, "details": self.details, "excluded": self.excluded,
-                   "summary": summary}
+        summary = {
+            name: table.reset_index().to_dict(orient="records") for name, table in self.summary().items()
+        }
+        payload = {
+            "meta": self.meta,
+            "rows": self.rows,
+            "details": self.details,
+            "excluded": self.excluded,
+            "summary": summary,
+        }
         return _json_safe(payload)
 
     def to_json(self, path: str | Path | None = None) -> str:
@@ -68,18 +79,25 @@ def _aggregate(frame: pd.DataFrame, by: str) -> pd.DataFrame:
     """Counts, intruders, update size and mean spectral shape per group."""
     if frame.empty or by not in frame:
         return pd.DataFrame()
-    groups = {kind: frame[frame["kind"] == kind].groupby(by, dropna=False) for kind in ("base", "ft", "delta", "unmatched")}
-    table = pd.DataFrame({
-        "matrices": groups["base"].size(),
-        "updated": groups["delta"].size(),
-        "unmatched": groups["unmatched"].size(),
-        "intruders": _column(groups["ft"], "n_intruders", "sum"),
-        "update_frobenius": _column(groups["delta"], "frobenius_norm", lambda x: math.sqrt(float((x**2).sum()))),
-        "relative_update_mean": _column(groups["delta"], "relative_update", "mean"),
-        "update_effective_rank_mean": _column(groups["delta"], "effective_rank", "mean"),
-        "alpha_base_mean": _column(groups["base"], "alpha", "mean"),
-        "alpha_ft_mean": _column(groups["ft"], "alpha", "mean"),
-    })
+    groups = {
+        kind: frame[frame["kind"] == kind].groupby(by, dropna=False)
+        for kind in ("base", "ft", "delta", "unmatched")
+    }
+    table = pd.DataFrame(
+        {
+            "matrices": groups["base"].size(),
+            "updated": groups["delta"].size(),
+            "unmatched": groups["unmatched"].size(),
+            "intruders": _column(groups["ft"], "n_intruders", "sum"),
+            "update_frobenius": _column(
+                groups["delta"], "frobenius_norm", lambda x: math.sqrt(float((x**2).sum()))
+            ),
+            "relative_update_mean": _column(groups["delta"], "relative_update", "mean"),
+            "update_effective_rank_mean": _column(groups["delta"], "effective_rank", "mean"),
+            "alpha_base_mean": _column(groups["base"], "alpha", "mean"),
+            "alpha_ft_mean": _column(groups["ft"], "alpha", "mean"),
+        }
+    )
     for count in ("matrices", "updated", "unmatched", "intruders"):
         table[count] = table[count].fillna(0).astype(int)
     return table

@@ -53,7 +53,9 @@ def resolve_device(name: str) -> torch.device:
     if name not in ("cpu", "cuda"):
         raise DeviceError(f"device: expected 'cpu' or 'cuda', got {name!r}")
     if name == "cuda" and not torch.cuda.is_available():
-        raise DeviceError("device: 'cuda' was requested but torch.cuda.is_available() is False; use --device cpu")
+        raise DeviceError(
+            "device: 'cuda' was requested but torch.cuda.is_available() is False; use --device cpu"
+        )
     return torch.device(name)
 
 
@@ -87,9 +89,7 @@ def wedin_bounds(W: Tensor, top: Svd, S_all: Tensor | None = None) -> Tensor:
     return residual / gaps.min(dim=1).values.clamp_min(torch.finfo(W.dtype).tiny)
 
 
-def randomized_svd(
-    W: Tensor, k: int, power_iterations: int = 4, oversample: int = 10, seed: int = 0
-) -> Svd:
+def randomized_svd(W: Tensor, k: int, power_iterations: int = 4, oversample: int = 10, seed: int = 0) -> Svd:
     """Top-k SVD by subspace iteration (Halko, Martinsson & Tropp 2011), accepted only when exact enough.
 
     At `q ≤ 1` power iterations the method manufactures false intruders (ANALYSIS.md §6.4), so `q < 4` is
@@ -108,7 +108,9 @@ def try_randomized_svd(
     Callers that need the full spectrum anyway use this, so a fallback costs one thin SVD instead of two.
     """
     if power_iterations < 4:
-        raise ValueError(f"power_iterations: expected >= 4 (fewer manufactures false intruders), got {power_iterations}")
+        raise ValueError(
+            f"power_iterations: expected >= 4 (fewer manufactures false intruders), got {power_iterations}"
+        )
     W = as_fp32(W)
     k = min(k, *W.shape)
     width = min(k + oversample, *W.shape)

@@ -25,20 +25,26 @@ def peft_config_for(plan: PeftPlan, layout: ModelLayout, total_steps: int) -> Pe
     return config
 
 
-def apply_plan(model: nn.Module, plan: PeftPlan, total_steps: int,
-               model_name: str = "model") -> tuple[PeftModel, ModelLayout]:
+def apply_plan(
+    model: nn.Module, plan: PeftPlan, total_steps: int, model_name: str = "model"
+) -> tuple[PeftModel, ModelLayout]:
     """Validate `plan` against `model`, wrap it, and check that peft adapted exactly the planned modules."""
     layout = ModelLayout.from_model(model, model_name)
     plan.validate_for(layout)
     config = peft_config_for(plan, layout, total_steps)
     peft_model = get_peft_model(model, config)
     expected = {layout.find(a.layer, a.module).name for a in plan.adapted}
-    adapted = {name.removeprefix("base_model.model.") for name, module in peft_model.named_modules()
-               if isinstance(module, BaseTunerLayer)}
+    adapted = {
+        name.removeprefix("base_model.model.")
+        for name, module in peft_model.named_modules()
+        if isinstance(module, BaseTunerLayer)
+    }
     if adapted != expected:
         raise PlanError(f"peft adapted {sorted(adapted ^ expected)[:3]} differently from the plan")
     if type(config) is LoraConfig:
         built = sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
         if plan.trainable_parameters(layout) != built:
-            raise PlanError(f"plan counts {plan.trainable_parameters(layout)} trainable parameters, peft built {built}")
+            raise PlanError(
+                f"plan counts {plan.trainable_parameters(layout)} trainable parameters, peft built {built}"
+            )
     return peft_model, layout

@@ -15,12 +15,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from autopeft.analysis import AuditConfig, AuditReport, audit
 from autopeft.analysis.errors import AuditConfigError, CheckpointError
+from autopeft.export import PRUNING_PLAN
+from autopeft.pruning import PruningPlan, load_pruned
 
 TRIALS = "trials"
 
@@ -28,26 +31,35 @@ TRIALS = "trials"
 def add_parser(subparsers: Any) -> None:
     """Register `audit` on an argparse subparsers object."""
     parser = subparsers.add_parser(
-        "audit", help="spectral audit of fine-tuned weights against their base",
+        "audit",
+        help="spectral audit of fine-tuned weights against their base",
         description="Compare a fine-tuned model or a PEFT adapter with its base: spectra, intruder dimensions, "
         "effective ranks, power-law alpha, entanglement.",
     )
     parser.add_argument("run_dir", nargs="?", type=Path, help="a search run directory (with --trial N)")
-    parser.add_argument("--trial", type=int, help="trial number inside RUN_DIR; writes RUN_DIR/trials/N/audit.json")
+    parser.add_argument(
+        "--trial", type=int, help="trial number inside RUN_DIR; writes RUN_DIR/trials/N/audit.json"
+    )
     parser.add_argument("--base", help="base model: a folder, a Hugging Face id, or 'minilm'")
     side = parser.add_mutually_exclusive_group()
     side.add_argument("--finetuned", help="fine-tuned model: a folder of safetensors or a Hugging Face id")
     side.add_argument("--adapter", help="a PEFT LoRA/AdaLoRA adapter folder")
     parser.add_argument("--k", type=int, default=10, help="top-k fine-tuned directions tested (default 10)")
-    parser.add_argument("--epsilon", type=float, default=0.5, help="intruder threshold on |cos| (default 0.5)")
+    parser.add_argument(
+        "--epsilon", type=float, default=0.5, help="intruder threshold on |cos| (default 0.5)"
+    )
     parser.add_argument("--sweep", action="store_true", help="add intruder counts for epsilon 0.05..0.95")
     parser.add_argument("--json", type=Path, help="write the full report as JSON")
     parser.add_argument("--html", type=Path, help="write a self-contained HTML summary")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's setting)")
-    parser.add_argument("--cache-dir", type=Path, help="base-SVD cache (default $AUTOPEFT_CACHE_DIR or ~/.cache/autopeft/svd)")
+    parser.add_argument(
+        "--cache-dir", type=Path, help="base-SVD cache (default $AUTOPEFT_CACHE_DIR or ~/.cache/autopeft/svd)"
+    )
     parser.add_argument("--no-cache", action="store_true", help="do not read or write the base-SVD cache")
-    parser.add_argument("--allow-pickle", action="store_true", help="read .bin weights with torch.load(weights_only=True)")
+    parser.add_argument(
+        "--allow-pickle", action="store_true", help="read .bin weights with torch.load(weights_only=True)"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no summary table")
     parser.set_defaults(handler=run)
 
@@ -56,8 +68,14 @@ def run(args: argparse.Namespace) -> int:
     """Run the audit the arguments describe; returns the exit code (errors are raised, not returned)."""
     base, finetuned, adapter, json_path = _inputs(args)
     config = AuditConfig(
-        k=args.k, epsilon=args.epsilon, sweep=args.sweep, device=args.device, threads=args.threads,
-        cache_dir=args.cache_dir, use_cache=not args.no_cache, allow_pickle=args.allow_pickle,
+        k=args.k,
+        epsilon=args.epsilon,
+        sweep=args.sweep,
+        device=args.device,
+        threads=args.threads,
+        cache_dir=args.cache_dir,
+        use_cache=not args.no_cache,
+        allow_pickle=args.allow_pickle,
     )
     report = _audit_with_progress(base, finetuned, adapter, config, quiet=args.quiet)
     if json_path is not None:
@@ -69,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _inputs(args: argparse.Namespace) -> tuple[str, str | None, str | None, Path | None]:
+def _inputs(args: argparse.Namespace) -> tuple[str | torch.nn.Module, str | None, str | None, Path | None]:
     """(base, finetuned, adapter, json path) from either RUN_DIR --trial N or --base with one other side."""
     if args.run_dir is not None:
         return _trial_inputs(args)
@@ -81,15 +99,21 @@ def _inputs(args: argparse.Namespace) -> tuple[str, str | None, str | None, Path
     return _model_folder(args.base), finetuned, args.adapter, args.json
 
 
-def _trial_inputs(args: argparse.Namespace) -> tuple[str, str | None, str | None, Path | None]:
+def _trial_inputs(
+    args: argparse.Namespace,
+) -> tuple[str | torch.nn.Module, str | None, str | None, Path | None]:
     if args.trial is None:
         raise AuditConfigError(f"{args.run_dir}: expected --trial N to choose the trial to audit")
     trial = args.run_dir / TRIALS / str(args.trial)
     adapter = trial / "adapter"
     if not (adapter / "adapter_config.json").is_file():
-        raise CheckpointError(f"{adapter}: adapter_config.json: no such file (is trial {args.trial} finished?)")
-    base = args.base or _recorded_base(adapter)
-    return _model_folder(base), None, str(adapter), args.json or trial / "audit.json"
+        raise CheckpointError(
+            f"{adapter}: adapter_config.json: no such file (is trial {args.trial} finished?)"
+        )
+    base: str | torch.nn.Module = _model_folder(args.base or _recorded_base(adapter))
+    if (adapter / PRUNING_PLAN).is_file():  # Light-PEFT: the adapter fits the pruned base only
+        base = load_pruned(base, PruningPlan.load(adapter / PRUNING_PLAN))
+    return base, None, str(adapter), args.json or trial / "audit.json"
 
 
 def _recorded_base(adapter: Path) -> str:
@@ -99,7 +123,9 @@ def _recorded_base(adapter: Path) -> str:
     except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as error:
         raise CheckpointError(f"{path}: expected a JSON object ({error})") from None
     if not recorded:
-        raise CheckpointError(f"{path}: base_model_name_or_path: expected the base model, got none; pass --base")
+        raise CheckpointError(
+            f"{path}: base_model_name_or_path: expected the base model, got none; pass --base"
+        )
     return str(recorded)
 
 
@@ -113,14 +139,21 @@ def _model_folder(name: str) -> str:
     return str(resolve_model_path(name))
 
 
-def _audit_with_progress(base: str, finetuned: str | None, adapter: str | None, config: AuditConfig, quiet: bool) -> AuditReport:
+def _audit_with_progress(
+    base: str | torch.nn.Module, finetuned: str | None, adapter: str | None, config: AuditConfig, quiet: bool
+) -> AuditReport:
     if quiet or not sys.stdout.isatty():
         return audit(base, finetuned, adapter=adapter, config=config)
     columns = (TextColumn("auditing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, transient=True) as progress:
         task = progress.add_task("audit", total=None)
-        return audit(base, finetuned, adapter=adapter, config=config,
-                     on_progress=lambda done, total: progress.update(task, completed=done, total=total))
+        return audit(
+            base,
+            finetuned,
+            adapter=adapter,
+            config=config,
+            on_progress=lambda done, total: progress.update(task, completed=done, total=total),
+        )
 
 
 def _print_summary(report: AuditReport) -> None:

@@ -31,8 +31,14 @@ def _search(args: argparse.Namespace) -> int:
     from autopeft.search.progress import RichSearchProgress, SilentProgress
     from autopeft.search.search_setup import SearchRequest, SearchSetup
 
-    request = SearchRequest(Path(args.space), args.trials, Path(args.out) if args.out else None,
-                            args.storage, args.study, args.seed)
+    request = SearchRequest(
+        Path(args.space),
+        args.trials,
+        Path(args.out) if args.out else None,
+        args.storage,
+        args.study,
+        args.seed,
+    )
     setup = SearchSetup.prepare(request)
     if args.backend == "ray":
         from autopeft.search.ray_driver import run_ray_search
@@ -50,8 +56,10 @@ def _search(args: argparse.Namespace) -> int:
     from autopeft.dashboards.report import write_report
 
     report = write_report(setup.run_dir, setup.run_dir.root / "report.html")
-    print(f"run directory: {setup.run_dir.root}\ndashboard report: {report} "
-          f"(live: autopeft dashboard {setup.run_dir.root})")
+    print(
+        f"run directory: {setup.run_dir.root}\ndashboard report: {report} "
+        f"(live: autopeft dashboard {setup.run_dir.root})"
+    )
     return _show_run(setup.run_dir.root, include_dominated=False, as_json=False)
 
 
@@ -93,8 +101,10 @@ def _export(args: argparse.Namespace) -> int:
 
     out = export_trial(RunDirectory.existing(args.run_dir), args.trial, Path(args.out))
     if (out / PRUNING_PLAN).is_file():
-        print(f"exported trial {args.trial} to {out}: a Light-PEFT adapter for the pruned base; load it with "
-              f"autopeft.export.load_exported(base, '{out}'), not on the unpruned base")
+        print(
+            f"exported trial {args.trial} to {out}: a Light-PEFT adapter for the pruned base; load it with "
+            f"autopeft.export.load_exported(base, '{out}'), not on the unpruned base"
+        )
     else:
         print(f"exported trial {args.trial} to {out}; load it with PeftModel.from_pretrained(base, '{out}')")
     return 0
@@ -106,15 +116,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    search = commands.add_parser("search", help="run or resume a multi-objective search",
-                                 description="Run or resume a study until it holds N finished trials.")
+    search = commands.add_parser(
+        "search",
+        help="run or resume a multi-objective search",
+        description="Run or resume a study until it holds N finished trials.",
+    )
     search.add_argument("space", metavar="SPACE.yaml", help="search-space YAML file")
-    search.add_argument("--trials", type=_positive_int, help="finished trials to reach (default: the space's)")
+    search.add_argument(
+        "--trials", type=_positive_int, help="finished trials to reach (default: the space's)"
+    )
     search.add_argument("--out", help="run directory (default: runs/<study>)")
-    search.add_argument("--storage", help="RDB URL such as postgresql://...; default: a journal file in --out")
+    search.add_argument(
+        "--storage", help="RDB URL such as postgresql://...; default: a journal file in --out"
+    )
     search.add_argument("--study", help="study name (default: the space file's name)")
     search.add_argument("--seed", type=int, help="overrides the space's seed")
-    search.add_argument("--backend", choices=["optuna", "ray"], default="optuna", help="driver (default optuna)")
+    search.add_argument(
+        "--backend", choices=["optuna", "ray"], default="optuna", help="driver (default optuna)"
+    )
     search.add_argument("--quiet", action="store_true", help="no progress display")
     ray = search.add_argument_group("ray backend")
     ray.add_argument("--address", help="HOST:PORT of a running Ray cluster (default: start a local one)")
@@ -124,15 +143,19 @@ def build_parser() -> argparse.ArgumentParser:
     ray.add_argument("--asha", action="store_true", help="stop weak trials early on the task metric (ASHA)")
     search.set_defaults(handler=_search)
 
-    show = commands.add_parser("show", help="print a run's Pareto front",
-                               description="Print the Pareto front of a run directory.")
+    show = commands.add_parser(
+        "show", help="print a run's Pareto front", description="Print the Pareto front of a run directory."
+    )
     show.add_argument("run_dir", metavar="RUN_DIR")
     show.add_argument("--json", action="store_true", help="print JSON instead of a table")
     show.add_argument("--all", action="store_true", help="include dominated complete trials")
     show.set_defaults(handler=_show)
 
-    export = commands.add_parser("export", help="write a trial's adapter as a standard PEFT folder",
-                                 description="Copy a trial's adapter to a folder PeftModel.from_pretrained loads.")
+    export = commands.add_parser(
+        "export",
+        help="write a trial's adapter as a standard PEFT folder",
+        description="Copy a trial's adapter to a folder PeftModel.from_pretrained loads.",
+    )
     export.add_argument("run_dir", metavar="RUN_DIR")
     export.add_argument("--trial", type=int, required=True, help="trial number")
     export.add_argument("--out", required=True, help="new or empty folder to write")
@@ -160,8 +183,11 @@ def _positive_int(text: str) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `autopeft` script."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s",
-                        handlers=[RichHandler(console=Console(stderr=True), show_path=False)])
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(message)s",
+        handlers=[RichHandler(console=Console(stderr=True), show_path=False)],
+    )
     warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
@@ -170,8 +196,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"autopeft: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("autopeft: interrupted; stored results are consistent, run the same command to resume",
-              file=sys.stderr)
+        print(
+            "autopeft: interrupted; stored results are consistent, run the same command to resume",
+            file=sys.stderr,
+        )
         return 130
 
 

@@ -16,20 +16,26 @@ from autopeft.errors import ConfigError
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register `dashboard` and `report` on the `autopeft` command line."""
     dashboard = subparsers.add_parser(
-        "dashboard", help="open the interactive Pareto explorer (Dash)",
-        description="Serve a web dashboard of a run directory or storage; it follows a running search.")
+        "dashboard",
+        help="open the interactive Pareto explorer (Dash)",
+        description="Serve a web dashboard of a run directory or storage; it follows a running search.",
+    )
     dashboard.add_argument("run_dir", metavar="RUN_DIR", nargs="?", help="run directory of `autopeft search`")
     dashboard.add_argument("--storage", help="Optuna storage URL (instead of, or overriding, RUN_DIR's)")
     dashboard.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     dashboard.add_argument("--port", type=int, default=8050, help="port (default 8050)")
-    dashboard.add_argument("--token", help="access token, required for a --host other than loopback "
-                                           "(or set AUTOPEFT_DASHBOARD_TOKEN)")
+    dashboard.add_argument(
+        "--token",
+        help="access token, required for a --host other than loopback (or set AUTOPEFT_DASHBOARD_TOKEN)",
+    )
     dashboard.add_argument("--refresh", type=float, default=5.0, help="seconds between re-reads (default 5)")
     dashboard.set_defaults(handler=_dashboard)
 
     report = subparsers.add_parser(
-        "report", help="write the dashboard's figures as one self-contained HTML file",
-        description="Write a static HTML report (plotly.js embedded, no network needed) of a run directory.")
+        "report",
+        help="write the dashboard's figures as one self-contained HTML file",
+        description="Write a static HTML report (plotly.js embedded, no network needed) of a run directory.",
+    )
     report.add_argument("run_dir", metavar="RUN_DIR")
     report.add_argument("--out", required=True, help="HTML file to write, e.g. report.html")
     report.set_defaults(handler=_report)

@@ -10,7 +10,18 @@ import random
 
 POSITIVE = ("great", "wonderful", "superb", "charming", "brilliant", "delightful", "moving", "gripping")
 NEGATIVE = ("awful", "dull", "terrible", "boring", "clumsy", "bland", "tedious", "shallow")
-NOUNS = ("film", "plot", "acting", "soundtrack", "ending", "dialogue", "cast", "pacing", "script", "camera work")
+NOUNS = (
+    "film",
+    "plot",
+    "acting",
+    "soundtrack",
+    "ending",
+    "dialogue",
+    "cast",
+    "pacing",
+    "script",
+    "camera work",
+)
 
 
 def _adjective(rng: random.Random, positive: bool) -> str:
@@ -30,7 +41,9 @@ def _sentence(rng: random.Random) -> tuple[str, int]:
     if template == 2:
         return f"the {first} was {opening} but the {second} was {_adjective(rng, polarity)}", int(polarity)
     if template == 3:
-        return f"although the {first} was {opening} , the {second} was {_adjective(rng, polarity)}", int(polarity)
+        return f"although the {first} was {opening} , the {second} was {_adjective(rng, polarity)}", int(
+            polarity
+        )
     closing = _adjective(rng, not polarity)
     return f"the {first} was {_adjective(rng, polarity)} and the {second} was not {closing}", int(polarity)
 

@@ -17,7 +17,9 @@ from autopeft.errors import PlanError
 
 # The first `.<container>.<index>.` group of a module name is its block (BERT `encoder.layer.N`,
 # LLaMA `model.layers.N`, GPT-2 `transformer.h.N`).
-_BLOCK_NAME = re.compile(r"^(?P<prefix>.*?\b(?:layer|layers|h|blocks|block))\.(?P<index>\d+)\.(?P<suffix>.+)$")
+_BLOCK_NAME = re.compile(
+    r"^(?P<prefix>.*?\b(?:layer|layers|h|blocks|block))\.(?P<index>\d+)\.(?P<suffix>.+)$"
+)
 # Sub-modules peft adds inside a wrapped layer (a layout read from a peft model maps back to the base names).
 _PEFT_PART = re.compile(r"\.(lora_[A-Za-z_]+|modules_to_save|original_module)(\.|$)")
 # Classification heads that peft trains in full (`modules_to_save`) for sequence classification.
@@ -54,8 +56,9 @@ class ModelLayout:
         base = model.get_base_model() if hasattr(model, "get_base_model") else model
         heads = tuple(name for name, _ in base.named_children() if name in _HEAD_NAMES)
         head_modules = [getattr(base, head) for head in heads]
-        head_parameters = sum(p.numel() for head in head_modules
-                              for p in getattr(head, "original_module", head).parameters())
+        head_parameters = sum(
+            p.numel() for head in head_modules for p in getattr(head, "original_module", head).parameters()
+        )
         return cls(
             model_name=model_name,
             num_layers=1 + max(m.layer for m in linear_modules),

@@ -44,16 +44,24 @@ def trial_rows(study: optuna.Study, names: Sequence[str], directions: Sequence[D
     for trial in study.get_trials(deepcopy=False):
         complete = trial.state == optuna.trial.TrialState.COMPLETE
         values = dict(zip(names, trial.values, strict=True)) if complete and trial.values else {}
-        rows.append(TrialRow(
-            number=trial.number, state=trial.state.name.lower(), values=values,
-            trainable_parameters=int(trial.user_attrs.get("trainable_parameters", 0)),
-            summary=str(trial.user_attrs.get("plan_summary", "")),
-            feasible=all(v <= 0 for v in trial.constraints.values()),
-            on_front=False, reason=str(trial.user_attrs.get("reason", "")),
-        ))
+        rows.append(
+            TrialRow(
+                number=trial.number,
+                state=trial.state.name.lower(),
+                values=values,
+                trainable_parameters=int(trial.user_attrs.get("trainable_parameters", 0)),
+                summary=str(trial.user_attrs.get("plan_summary", "")),
+                feasible=all(v <= 0 for v in trial.constraints.values()),
+                on_front=False,
+                reason=str(trial.user_attrs.get("reason", "")),
+            )
+        )
     candidates = [r for r in rows if r.values and r.feasible]
-    front = {r.number for r in candidates
-             if not any(dominates(_vector(o, names), _vector(r, names), directions) for o in candidates)}
+    front = {
+        r.number
+        for r in candidates
+        if not any(dominates(_vector(o, names), _vector(r, names), directions) for o in candidates)
+    }
     return [TrialRow(**{**r.__dict__, "on_front": r.number in front}) for r in rows]
 
 

@@ -31,7 +31,9 @@ class ModuleAdapter(BaseModel):
     layer: int = Field(ge=0, description="0-based index of the transformer block.")
     module: str = Field(min_length=1, description="Module type inside the block, e.g. attention.self.query.")
     rank: int = Field(ge=0, description="LoRA rank; 0 leaves the module out of the adapter.")
-    alpha: float = Field(gt=0, description="LoRA alpha; the scaling is alpha/rank (alpha/sqrt(rank) with rsLoRA).")
+    alpha: float = Field(
+        gt=0, description="LoRA alpha; the scaling is alpha/rank (alpha/sqrt(rank) with rsLoRA)."
+    )
 
 
 class PeftPlan(BaseModel):
@@ -40,12 +42,15 @@ class PeftPlan(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     autopeft_version: str = Field(default=__version__, description="Version that wrote the plan.")
-    adapters: tuple[ModuleAdapter, ...] = Field(description="One entry per (layer, module) the plan mentions.")
+    adapters: tuple[ModuleAdapter, ...] = Field(
+        description="One entry per (layer, module) the plan mentions."
+    )
     dropout: float = Field(default=0.0, ge=0.0, lt=1.0, description="LoRA dropout on every adapted module.")
     init: LoraInit = Field(default="default", description="LoRA initialisation (METHODS.md §6).")
     use_rslora: bool = Field(default=False, description="Scale by alpha/sqrt(rank) instead of alpha/rank.")
     methods: dict[str, dict[str, Any]] = Field(
-        default_factory=dict, description="Method controllers to run, keyed by registry key, with their configs."
+        default_factory=dict,
+        description="Method controllers to run, keyed by registry key, with their configs.",
     )
 
     @model_validator(mode="after")
@@ -105,7 +110,9 @@ class PeftPlan(BaseModel):
             controller = controller_class(key, source=f"methods.{key}")
             clash = controller.incompatible_with & (set(self.methods) | {self.init})
             if clash:
-                raise PlanError(f"methods.{key}: cannot be combined with '{sorted(clash)[0]}' (METHODS.md §7)")
+                raise PlanError(
+                    f"methods.{key}: cannot be combined with '{sorted(clash)[0]}' (METHODS.md §7)"
+                )
 
     def trainable_parameters(self, layout: ModelLayout) -> int:
         """Exact count of parameters peft will train: r·(in + out) per adapted module plus the full head."""

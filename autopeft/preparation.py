@@ -53,18 +53,30 @@ class PhaseRunner:
     def batches(self, batch_size: int, seed: int) -> Iterator[Batch]:
         return self.train_split.shuffled_forever(batch_size, self.device, seed)
 
-    def disjoint_batches(self, held_out_fraction: float, seed: int) -> tuple[Iterator[Batch], Iterator[Batch]]:
+    def disjoint_batches(
+        self, held_out_fraction: float, seed: int
+    ) -> tuple[Iterator[Batch], Iterator[Batch]]:
         """Training batches and held-out batches from two disjoint slices of the training subset."""
         held_out, kept = self.train_split.split(held_out_fraction, seed)
         size = self.budget.batch_size
-        return kept.shuffled_forever(size, self.device, seed), held_out.shuffled_forever(size, self.device, seed + 1)
+        return kept.shuffled_forever(size, self.device, seed), held_out.shuffled_forever(
+            size, self.device, seed + 1
+        )
 
-    def train(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, steps: int,
-              batches: Iterator[Batch], controllers: Sequence[MethodController] = (),
-              extra_loss: Callable[[], torch.Tensor] | None = None,
-              after_each: Callable[[int, float], bool] | None = None) -> TrainingLoop:
+    def train(
+        self,
+        model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        steps: int,
+        batches: Iterator[Batch],
+        controllers: Sequence[MethodController] = (),
+        extra_loss: Callable[[], torch.Tensor] | None = None,
+        after_each: Callable[[int, float], bool] | None = None,
+    ) -> TrainingLoop:
         """`steps` optimizer steps (no schedule, no evaluation); their tokens and time count for the trial."""
-        loop = TrainingLoop(model, optimizer, None, controllers, self.device, self.budget.max_grad_norm, extra_loss)
+        loop = TrainingLoop(
+            model, optimizer, None, controllers, self.device, self.budget.max_grad_norm, extra_loss
+        )
         loop.run(batches, steps, after_each)
         self.tokens += loop.tokens
         self.seconds += loop.train_seconds

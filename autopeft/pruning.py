@@ -78,16 +78,22 @@ class PruningPlan:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict; `from_dict` reads it back."""
-        return {"shape": asdict(self.shape), "pruned_heads": [list(layer) for layer in self.pruned_heads],
-                "pruned_neurons": [list(layer) for layer in self.pruned_neurons]}
+        return {
+            "shape": asdict(self.shape),
+            "pruned_heads": [list(layer) for layer in self.pruned_heads],
+            "pruned_neurons": [list(layer) for layer in self.pruned_neurons],
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PruningPlan:
         """Parse `to_dict()` output; unknown or missing keys are a `PlanError` naming them."""
         _check_keys("pruning plan", data, {"shape", "pruned_heads", "pruned_neurons"})
         _check_keys("pruning plan: shape", data["shape"], set(PruningShape.__dataclass_fields__))
-        return cls(PruningShape(**data["shape"]), _as_tuples("pruned_heads", data["pruned_heads"]),
-                   _as_tuples("pruned_neurons", data["pruned_neurons"]))
+        return cls(
+            PruningShape(**data["shape"]),
+            _as_tuples("pruned_heads", data["pruned_heads"]),
+            _as_tuples("pruned_neurons", data["pruned_neurons"]),
+        )
 
     def save(self, path: Path) -> None:
         """Write the plan as JSON, atomically, to ship it next to the adapter it was made with."""
@@ -109,8 +115,15 @@ class PruningResult:
     removed_parameters: int
 
 
-def plan_pruning(shape: PruningShape, head_scores: torch.Tensor, ffn_scores: torch.Tensor, head_ratio: float,
-                 ffn_ratio: float, head_scope: str = "layerwise", ffn_scope: str = "global") -> PruningPlan:
+def plan_pruning(
+    shape: PruningShape,
+    head_scores: torch.Tensor,
+    ffn_scores: torch.Tensor,
+    head_ratio: float,
+    ffn_ratio: float,
+    head_scope: str = "layerwise",
+    ffn_scope: str = "global",
+) -> PruningPlan:
     """The plan that removes every item whose score is <= the ratio-quantile of its scope (METHODS.md §5).
 
     `head_scores` is `(num_layers, num_heads)` and `ffn_scores` `(num_layers, intermediate_size)`, normally
@@ -124,8 +137,11 @@ def plan_pruning(shape: PruningShape, head_scores: torch.Tensor, ffn_scores: tor
     _check_scores("head_scores", head_scores, (shape.num_layers, shape.num_heads))
     _check_scores("ffn_scores", ffn_scores, (shape.num_layers, shape.intermediate_size))
     kv_scores = head_scores.float().reshape(shape.num_layers, shape.num_kv_heads, shape.kv_groups).mean(-1)
-    return PruningPlan(shape, _prune_by_quantile("head", kv_scores, head_ratio, head_scope),
-                       _prune_by_quantile("ffn", ffn_scores.float(), ffn_ratio, ffn_scope))
+    return PruningPlan(
+        shape,
+        _prune_by_quantile("head", kv_scores, head_ratio, head_scope),
+        _prune_by_quantile("ffn", ffn_scores.float(), ffn_ratio, ffn_scope),
+    )
 
 
 def apply_pruning(model: nn.Module, plan: PruningPlan) -> PruningResult:
@@ -187,8 +203,10 @@ def _check_indices(name: str, layers: tuple[tuple[int, ...], ...], num_layers: i
     for layer, indices in enumerate(layers):
         in_range = all(isinstance(i, int) and 0 <= i < size for i in indices)
         if not in_range or list(indices) != sorted(set(indices)):
-            raise PlanError(f"pruning plan: {name}[{layer}]: expected sorted distinct indices in "
-                            f"0..{size - 1}, got {list(indices)}")
+            raise PlanError(
+                f"pruning plan: {name}[{layer}]: expected sorted distinct indices in "
+                f"0..{size - 1}, got {list(indices)}"
+            )
         if len(indices) == size:
             raise PlanError(f"pruning plan: {name}[{layer}]: expected at most {size - 1} of {size} removed")
 
@@ -202,8 +220,9 @@ def _check_keys(where: str, data: Any, expected: set[str]) -> None:
 def _as_tuples(name: str, layers: Any) -> tuple[tuple[int, ...], ...]:
     """JSON lists of index lists as tuples; anything else is a `PlanError` naming the key."""
     if not isinstance(layers, list) or not all(isinstance(layer, list) for layer in layers):
-        raise PlanError(f"pruning plan: {name}: expected one list of indices per layer, "
-                        f"got {type(layers).__name__}")
+        raise PlanError(
+            f"pruning plan: {name}: expected one list of indices per layer, got {type(layers).__name__}"
+        )
     return tuple(tuple(layer) for layer in layers)
 
 
@@ -239,13 +258,16 @@ def _blocks_for(model: nn.Module, plan: PruningPlan) -> list[PrunableBlock]:
     """The blocks of a plain (not peft-wrapped) model that has exactly the plan's original sizes."""
     family, blocks = prunable_blocks(model)
     if len(blocks) != plan.shape.num_layers:
-        raise PlanError(f"pruning plan: expected a model with {plan.shape.num_layers} layers, "
-                        f"found {len(blocks)}")
+        raise PlanError(
+            f"pruning plan: expected a model with {plan.shape.num_layers} layers, found {len(blocks)}"
+        )
     for block in blocks:
         block.check(plan.shape)
         if block.linear(family.query) is not block.hook_point(family.query):
-            raise PlanError(f"layer {block.index}: expected a plain base model; prune before peft wraps it "
-                            f"and slice the adapter with slice_lora_state")
+            raise PlanError(
+                f"layer {block.index}: expected a plain base model; prune before peft wraps it "
+                f"and slice the adapter with slice_lora_state"
+            )
     return blocks
 
 
@@ -263,8 +285,12 @@ def _prune_heads(block: PrunableBlock, plan: PruningPlan) -> None:
     _slice_linear(block.linear(family.value), plan.kept_kv_rows(block.index), 0)
     _slice_linear(block.linear(family.attention_output), query_rows, 1)
     attention = block.module.get_submodule(family.attention)
-    counts = {"num_attention_heads": block.num_heads, "num_heads": block.num_heads,
-              "num_key_value_heads": block.num_kv_heads, "all_head_size": len(query_rows)}
+    counts = {
+        "num_attention_heads": block.num_heads,
+        "num_heads": block.num_heads,
+        "num_key_value_heads": block.num_kv_heads,
+        "all_head_size": len(query_rows),
+    }
     for name, value in counts.items():
         if isinstance(getattr(attention, name, None), int):
             setattr(attention, name, value)
@@ -304,8 +330,9 @@ def _slice_lora_tensor(key: str, tensor: torch.Tensor, plan: PruningPlan, family
     if layer is None or part is None:
         return tensor
     if layer >= plan.shape.num_layers:
-        raise PlanError(f"{key}: layer {layer} is not in the pruning plan; "
-                        f"expected 0..{plan.shape.num_layers - 1}")
+        raise PlanError(
+            f"{key}: layer {layer} is not in the pruning plan; expected 0..{plan.shape.num_layers - 1}"
+        )
     module_type = key.split(f".{part}.")[0].split(f".{layer}.", 1)[1]
     keep = _lora_keep(module_type, part, layer, plan, family)
     if keep is None:

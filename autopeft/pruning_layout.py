@@ -40,12 +40,28 @@ class Family:
 
 
 FAMILIES: dict[str, Family] = {
-    "bert": Family("bert", "attention.self", "attention_head_size", "attention.self.query",
-                   "attention.self.key", "attention.self.value", "attention.output.dense",
-                   ("intermediate.dense",), "output.dense"),
-    "llama": Family("llama", "self_attn", "head_dim", "self_attn.q_proj", "self_attn.k_proj",
-                    "self_attn.v_proj", "self_attn.o_proj", ("mlp.gate_proj", "mlp.up_proj"),
-                    "mlp.down_proj"),
+    "bert": Family(
+        "bert",
+        "attention.self",
+        "attention_head_size",
+        "attention.self.query",
+        "attention.self.key",
+        "attention.self.value",
+        "attention.output.dense",
+        ("intermediate.dense",),
+        "output.dense",
+    ),
+    "llama": Family(
+        "llama",
+        "self_attn",
+        "head_dim",
+        "self_attn.q_proj",
+        "self_attn.k_proj",
+        "self_attn.v_proj",
+        "self_attn.o_proj",
+        ("mlp.gate_proj", "mlp.up_proj"),
+        "mlp.down_proj",
+    ),
 }
 
 
@@ -71,8 +87,10 @@ class PruningShape:
             if not isinstance(value, int) or value < 1:
                 raise PlanError(f"pruning plan: {name}: expected an integer >= 1, got {value!r}")
         if self.num_heads % self.num_kv_heads:
-            raise PlanError(f"pruning plan: num_heads: expected a multiple of num_kv_heads "
-                            f"({self.num_kv_heads}), got {self.num_heads}")
+            raise PlanError(
+                f"pruning plan: num_heads: expected a multiple of num_kv_heads "
+                f"({self.num_kv_heads}), got {self.num_heads}"
+            )
 
     @property
     def kv_groups(self) -> int:
@@ -84,8 +102,14 @@ class PruningShape:
         """Read the sizes of `model` (plain or wrapped by peft); every layer must have layer 0's sizes."""
         family, blocks = prunable_blocks(model)
         first = blocks[0]
-        shape = cls(family.name, len(blocks), first.num_heads, first.num_kv_heads, first.head_dim,
-                    first.intermediate_size)
+        shape = cls(
+            family.name,
+            len(blocks),
+            first.num_heads,
+            first.num_kv_heads,
+            first.head_dim,
+            first.intermediate_size,
+        )
         for block in blocks:
             block.check(shape)
         return shape
@@ -126,13 +150,20 @@ class PrunableBlock:
 
     def check(self, shape: PruningShape) -> None:
         """Fail unless this block has the sizes of `shape`, naming the layer and the size that differs."""
-        found = {"family": self.family.name, "num_heads": self.num_heads, "num_kv_heads": self.num_kv_heads,
-                 "head_dim": self.head_dim, "intermediate_size": self.intermediate_size}
+        found = {
+            "family": self.family.name,
+            "num_heads": self.num_heads,
+            "num_kv_heads": self.num_kv_heads,
+            "head_dim": self.head_dim,
+            "intermediate_size": self.intermediate_size,
+        }
         for name, value in found.items():
             expected = getattr(shape, name)
             if value != expected:
-                raise PlanError(f"layer {self.index}: expected {name} {expected} (from the pruning plan), "
-                                f"found {value}; the plan was made for another model")
+                raise PlanError(
+                    f"layer {self.index}: expected {name} {expected} (from the pruning plan), "
+                    f"found {value}; the plan was made for another model"
+                )
 
 
 def prunable_blocks(model: nn.Module) -> tuple[Family, list[PrunableBlock]]:
@@ -141,9 +172,11 @@ def prunable_blocks(model: nn.Module) -> tuple[Family, list[PrunableBlock]]:
         blocks = _blocks_of(model, family)
         if blocks:
             return family, blocks
-    raise PlanError("structural pruning: expected a BERT-like model (attention.self.query, "
-                    "intermediate.dense) or a LLaMA-like model (self_attn.q_proj, mlp.gate_proj); "
-                    "found neither")
+    raise PlanError(
+        "structural pruning: expected a BERT-like model (attention.self.query, "
+        "intermediate.dense) or a LLaMA-like model (self_attn.q_proj, mlp.gate_proj); "
+        "found neither"
+    )
 
 
 def _blocks_of(model: nn.Module, family: Family) -> list[PrunableBlock]:

@@ -12,7 +12,6 @@ never corrupts what was stored.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,9 +51,13 @@ class RunDirectory:
         """Open a run directory made by `autopeft search`; anything else is a `ConfigError`."""
         root = Path(path)
         if not root.is_dir():
-            raise ConfigError(f"{root}: run directory not found; expected the --out folder of `autopeft search`")
+            raise ConfigError(
+                f"{root}: run directory not found; expected the --out folder of `autopeft search`"
+            )
         if not (root / RUN_FILE).is_file():
-            raise ConfigError(f"{root}: not a run directory; expected {RUN_FILE} written by `autopeft search`")
+            raise ConfigError(
+                f"{root}: not a run directory; expected {RUN_FILE} written by `autopeft search`"
+            )
         return cls(root)
 
     def info(self) -> dict[str, Any]:

@@ -44,7 +44,9 @@ class BudgetConfig(BaseModel):
     warmup_ratio: float = Field(default=0.1, ge=0, lt=1)
     weight_decay: float = Field(default=0.0, ge=0)
     max_grad_norm: float = Field(default=1.0, gt=0)
-    evaluations: int = Field(default=3, ge=1, description="Dev evaluations during training, the last at the end.")
+    evaluations: int = Field(
+        default=3, ge=1, description="Dev evaluations during training, the last at the end."
+    )
 
     def total_steps(self) -> int:
         """Optimizer steps of one trial."""
@@ -134,7 +136,9 @@ class DimensionsConfig(BaseModel):
     model_config = _STRICT
 
     layers: LayersDimension = LayersDimension()
-    modules: tuple[str, ...] = Field(min_length=1, description="Candidate module types (short names allowed).")
+    modules: tuple[str, ...] = Field(
+        min_length=1, description="Candidate module types (short names allowed)."
+    )
     rank: RankDimension
     alpha: AlphaDimension = AlphaDimension()
     dropout: tuple[float, ...] = Field(default=(0.0,), min_length=1)
@@ -147,9 +151,15 @@ class SamplerConfig(BaseModel):
 
     model_config = _STRICT
 
-    name: Literal["nsga2", "tpe", "gp", "random"] = "nsga2"
+    name: Literal["autopeft", "nsga2", "tpe", "gp", "random"] = Field(
+        default="autopeft",
+        description="autopeft (exact-cost EHVI with early stopping and signal warm starts; "
+        "benchmarks/README.md), nsga2, tpe, gp or random.",
+    )
     population_size: int = Field(default=8, ge=2, description="NSGA-II population.")
-    startup_trials: int = Field(default=4, ge=1, description="Random trials before TPE/GP model the front.")
+    startup_trials: int = Field(
+        default=4, ge=1, description="Trials before the model: random (TPE/GP) or spread over cost (autopeft)."
+    )
 
 
 class SearchSpace(BaseModel):
@@ -194,8 +204,10 @@ class SearchSpace(BaseModel):
             config_class = METHODS[key].config_class
             unknown = sorted(set(block) - set(config_class.model_fields))
             if unknown:
-                raise ValueError(f"methods.{key}.{unknown[0]}: unknown key; expected one of "
-                                 f"{sorted(config_class.model_fields)}")
+                raise ValueError(
+                    f"methods.{key}.{unknown[0]}: unknown key; expected one of "
+                    f"{sorted(config_class.model_fields)}"
+                )
             candidates = _method_candidates(block)
             for where, candidate in candidates:
                 try:
@@ -208,8 +220,10 @@ class SearchSpace(BaseModel):
         for key in always_on:
             clash = METHODS[key].incompatible_with & set(always_on)
             if clash:
-                raise ValueError(f"methods.{key}: cannot be combined with '{sorted(clash)[0]}' while both are always "
-                                 "on (METHODS.md §7); give one of them an off choice")
+                raise ValueError(
+                    f"methods.{key}: cannot be combined with '{sorted(clash)[0]}' while both are always "
+                    "on (METHODS.md §7); give one of them an off choice"
+                )
         return self
 
     @classmethod
@@ -221,7 +235,9 @@ class SearchSpace(BaseModel):
         except FileNotFoundError:
             raise ConfigError(f"{path}: file not found; expected a search-space YAML file") from None
         except (IsADirectoryError, UnicodeDecodeError) as error:
-            raise ConfigError(f"{path}: cannot read it as a YAML text file ({type(error).__name__})") from None
+            raise ConfigError(
+                f"{path}: cannot read it as a YAML text file ({type(error).__name__})"
+            ) from None
         return cls.from_yaml(text, str(path))
 
     @classmethod
@@ -234,7 +250,9 @@ class SearchSpace(BaseModel):
             where = f"line {mark.line + 1}: " if mark is not None else ""
             raise ConfigError(f"{source}: {where}invalid YAML ({getattr(error, 'problem', error)})") from None
         if not isinstance(data, dict):
-            raise ConfigError(f"{source}: expected a mapping of keys (model, task, ...), got {type(data).__name__}")
+            raise ConfigError(
+                f"{source}: expected a mapping of keys (model, task, ...), got {type(data).__name__}"
+            )
         try:
             return cls.model_validate({**data, "source": source})
         except ValidationError as error:
@@ -295,8 +313,10 @@ class SearchSpace(BaseModel):
         is off is left out, and so is one that clashes with a method enabled before it (METHODS.md §7)."""
         chosen: dict[str, dict[str, Any]] = {}
         for key, block in self.methods.items():
-            sampled = {field: _choose(trial, f"{key}.{field}", tuple(value) if isinstance(value, list) else (value,))
-                       for field, value in block.items()}
+            sampled = {
+                field: _choose(trial, f"{key}.{field}", tuple(value) if isinstance(value, list) else (value,))
+                for field, value in block.items()
+            }
             config = METHODS[key].config_class.model_validate(sampled)
             clash = METHODS[key].incompatible_with & set(chosen)
             if config.is_enabled() and not clash:
@@ -326,7 +346,9 @@ class SearchSpace(BaseModel):
 def _method_candidates(block: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     """Configs to validate for a method block: each choice of each knob, the other knobs at their first choice.
     Each comes with its key path for the message (`active_layer_ratio[1]`)."""
-    first = {field: value[0] if isinstance(value, list) and value else value for field, value in block.items()}
+    first = {
+        field: value[0] if isinstance(value, list) and value else value for field, value in block.items()
+    }
     candidates: list[tuple[str, dict[str, Any]]] = []
     for field, value in block.items():
         choices = value if isinstance(value, list) else [value]

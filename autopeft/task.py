@@ -56,7 +56,9 @@ class TaskConfig(BaseModel):
     dev_file: str | None = Field(default=None, description="CSV or JSONL dev file (name: file).")
     text_columns: tuple[str, ...] = Field(default=("text",), min_length=1, max_length=2)
     label_column: str = Field(default="label")
-    metric: Literal["accuracy", "matthews", "f1"] | None = Field(default=None, description="Overrides the default.")
+    metric: Literal["accuracy", "matthews", "f1"] | None = Field(
+        default=None, description="Overrides the default."
+    )
     dataset: str | None = Field(default=None, description="Hub dataset as name or name/config (name: hub).")
 
     @model_validator(mode="after")
@@ -88,7 +90,9 @@ class Task:
 def load_task(config: TaskConfig, base_dir: Path, seed: int = 0) -> Task:
     """Build the task; relative paths are taken from `base_dir` (the search space's folder)."""
     if config.name == "demo":
-        train = tuple(((text,), label) for text, label in demo_examples(DEMO_SIZES["train"], seed=1000 + seed))
+        train = tuple(
+            ((text,), label) for text, label in demo_examples(DEMO_SIZES["train"], seed=1000 + seed)
+        )
         dev = tuple(((text,), label) for text, label in demo_examples(DEMO_SIZES["dev"], seed=2000))
         return Task("demo", ("negative", "positive"), config.metric or "accuracy", train, dev)
     if config.name in GLUE_FORMATS:
@@ -121,7 +125,9 @@ def _read_glue(path: Path, spec: GlueFormat) -> tuple[Example, ...]:
     for number, row in enumerate(rows[1:] if spec.header else rows, start=2 if spec.header else 1):
         label = row[spec.label_column] if len(row) > spec.label_column else None
         if label not in spec.labels:
-            raise ConfigError(f"{path}: line {number}: expected a label in {list(spec.labels)}, got {label!r}")
+            raise ConfigError(
+                f"{path}: line {number}: expected a label in {list(spec.labels)}, got {label!r}"
+            )
         texts = tuple(row[column].strip() for column in spec.text_columns)
         examples.append((texts, spec.labels.index(label)))
     return tuple(examples)
@@ -153,10 +159,14 @@ def _records_to_examples(
     for number, row in enumerate(rows, start=1):
         missing = [c for c in (*config.text_columns, config.label_column) if c not in row]
         if missing:
-            raise ConfigError(f"{source}: record {number}: expected column '{missing[0]}', found {sorted(row)}")
+            raise ConfigError(
+                f"{source}: record {number}: expected column '{missing[0]}', found {sorted(row)}"
+            )
         label = str(row[config.label_column])
         if label not in labels:
-            raise ConfigError(f"{source}: record {number}: label {label!r} does not occur in the training file")
+            raise ConfigError(
+                f"{source}: record {number}: label {label!r} does not occur in the training file"
+            )
         examples.append((tuple(str(row[c]) for c in config.text_columns), labels.index(label)))
     return tuple(examples)
 
@@ -166,7 +176,9 @@ def _hub_task(config: TaskConfig) -> Task:
     try:
         import datasets
     except ImportError:
-        raise ConfigError("task.dataset: the 'datasets' package is not installed (pip install datasets)") from None
+        raise ConfigError(
+            "task.dataset: the 'datasets' package is not installed (pip install datasets)"
+        ) from None
     name, _, subset = str(config.dataset).partition("/")
     try:
         loaded = datasets.load_dataset(name, subset or None)

@@ -24,7 +24,9 @@ class TokenizedSplit:
     tokenizer: PreTrainedTokenizerBase
 
     @classmethod
-    def build(cls, examples: Sequence[Example], tokenizer: PreTrainedTokenizerBase, max_length: int) -> TokenizedSplit:
+    def build(
+        cls, examples: Sequence[Example], tokenizer: PreTrainedTokenizerBase, max_length: int
+    ) -> TokenizedSplit:
         """Tokenise single texts or text pairs, truncated to `max_length` tokens."""
         firsts = [texts[0] for texts, _ in examples]
         seconds = [texts[1] for texts, _ in examples] if examples and len(examples[0][0]) > 1 else None
@@ -41,8 +43,9 @@ class TokenizedSplit:
         return self._subset(order[:cut]), self._subset(order[cut:])
 
     def _subset(self, indices: Sequence[int]) -> TokenizedSplit:
-        return TokenizedSplit(tuple(self.features[i] for i in indices), tuple(self.labels[i] for i in indices),
-                              self.tokenizer)
+        return TokenizedSplit(
+            tuple(self.features[i] for i in indices), tuple(self.labels[i] for i in indices), self.tokenizer
+        )
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -58,7 +61,9 @@ class TokenizedSplit:
         for start in range(0, len(self), batch_size):
             yield self.batch(range(start, min(start + batch_size, len(self))), device)
 
-    def shuffled_forever(self, batch_size: int, device: torch.device, seed: int) -> Iterator[dict[str, torch.Tensor]]:
+    def shuffled_forever(
+        self, batch_size: int, device: torch.device, seed: int
+    ) -> Iterator[dict[str, torch.Tensor]]:
         """Endless batches, reshuffled each epoch by a seeded generator, so a trial is reproducible."""
         rng = random.Random(seed)
         order = list(range(len(self)))

@@ -29,13 +29,16 @@ def autocast(device: torch.device) -> Any:
     return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
 
 
-def evaluate(model: torch.nn.Module, split: TokenizedSplit, batch_size: int, device: torch.device) -> list[int]:
+def evaluate(
+    model: torch.nn.Module, split: TokenizedSplit, batch_size: int, device: torch.device
+) -> list[int]:
     """Argmax predictions for every example of `split`, in order."""
     return evaluate_timed(model, split, batch_size, device)[0]
 
 
-def evaluate_timed(model: torch.nn.Module, split: TokenizedSplit, batch_size: int,
-                   device: torch.device) -> tuple[list[int], float]:
+def evaluate_timed(
+    model: torch.nn.Module, split: TokenizedSplit, batch_size: int, device: torch.device
+) -> tuple[list[int], float]:
     """Predictions and inference throughput (non-padding tokens per second of forward passes)."""
     was_training = model.training
     model.eval()
@@ -56,16 +59,24 @@ def evaluate_timed(model: torch.nn.Module, split: TokenizedSplit, batch_size: in
 class TrainingLoop:
     """One optimizer step at a time: forward, optional extra loss term, backward, clip, hooks, update."""
 
-    def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
-                 controllers: Sequence[MethodController], device: torch.device, max_grad_norm: float,
-                 extra_loss: Callable[[], torch.Tensor] | None = None) -> None:
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        scheduler: Any,
+        controllers: Sequence[MethodController],
+        device: torch.device,
+        max_grad_norm: float,
+        extra_loss: Callable[[], torch.Tensor] | None = None,
+    ) -> None:
         self.model, self.optimizer, self.scheduler = model, optimizer, scheduler
         self.controllers = list(controllers)
         self.device, self.max_grad_norm, self.extra_loss = device, max_grad_norm, extra_loss
         self.tokens, self.train_seconds, self.steps_done = 0, 0.0, 0
 
-    def run(self, batches: Iterator[Batch], steps: int,
-            after_each: Callable[[int, float], bool] | None = None) -> None:
+    def run(
+        self, batches: Iterator[Batch], steps: int, after_each: Callable[[int, float], bool] | None = None
+    ) -> None:
         """Take `steps` steps; `after_each(steps_done, loss)` may return True to stop early."""
         self.model.train()
         for step in range(steps):
@@ -85,7 +96,9 @@ class TrainingLoop:
         if not math.isfinite(loss.item()):
             raise TrialFailure(f"loss became {loss.item()} at step {step}; lower the learning rate")
         loss.backward()
-        parameters = [p for group in self.optimizer.param_groups for p in group["params"] if p.grad is not None]
+        parameters = [
+            p for group in self.optimizer.param_groups for p in group["params"] if p.grad is not None
+        ]
         torch.nn.utils.clip_grad_norm_(parameters, self.max_grad_norm)
         for controller in self.controllers:
             controller.after_backward(step)

@@ -22,8 +22,7 @@ from transformers import get_linear_schedule_with_warmup
 
 from autopeft.adapter_builder import apply_plan
 from autopeft.errors import PlanError
-from autopeft.methods import MethodController, TrainingContext, budget_plan, configured_controllers
-from autopeft.model_layout import ModelLayout
+from autopeft.methods import TrainingContext, budget_plan, configured_controllers
 from autopeft.models import load_classifier, load_tokenizer, resolve_model_path
 from autopeft.peak_memory import PeakMemoryMeter
 from autopeft.plan import PeftPlan
@@ -111,9 +110,21 @@ def seed_everything(seed: int) -> None:
 class _Trial:
     """One trial's state, so the phases stay small functions."""
 
-    def __init__(self, plan: PeftPlan, spec: TrialSpec, reporter: Reporter, out_dir: Path,
-                 on_progress: ProgressCallback | None) -> None:
-        self.plan, self.spec, self.reporter, self.out_dir, self.on_progress = plan, spec, reporter, out_dir, on_progress
+    def __init__(
+        self,
+        plan: PeftPlan,
+        spec: TrialSpec,
+        reporter: Reporter,
+        out_dir: Path,
+        on_progress: ProgressCallback | None,
+    ) -> None:
+        self.plan, self.spec, self.reporter, self.out_dir, self.on_progress = (
+            plan,
+            spec,
+            reporter,
+            out_dir,
+            on_progress,
+        )
         self.budget = spec.budget
         seed_everything(spec.seed)
         self.device = pick_device(spec.device)
@@ -121,22 +132,33 @@ class _Trial:
         self.folder = resolve_model_path(spec.model)
         self.tokenizer = load_tokenizer(self.folder)
         self.train_split, self.dev_split = _splits(self.task, self.tokenizer, self.budget, spec.seed)
-        self.controllers = {key: cls(config) for key, (cls, config)
-                            in zip(plan.methods, configured_controllers(plan), strict=True)}
+        self.controllers = {
+            key: cls(config)
+            for key, (cls, config) in zip(plan.methods, configured_controllers(plan), strict=True)
+        }
 
     def load_base(self) -> torch.nn.Module:
         return load_classifier(self.folder, len(self.task.labels), self.tokenizer.pad_token_id)
 
     def run(self) -> TrialResult:
         with PeakMemoryMeter(self.device) as memory:
-            runner = PhaseRunner(self.load_base, self.train_split, self.budget, self.device, self.spec.seed,
-                                 self.spec.model, Path(self.spec.cache_dir) if self.spec.cache_dir else None)
+            runner = PhaseRunner(
+                self.load_base,
+                self.train_split,
+                self.budget,
+                self.device,
+                self.spec.seed,
+                self.spec.model,
+                Path(self.spec.cache_dir) if self.spec.cache_dir else None,
+            )
             prepared = self._prepare(runner)
             prepared.model.to(self.device)
             loop, state, curve, predictions = self._main_phase(prepared, runner, memory)
         reports = {key: dict(c.finish()) for key, c in self.controllers.items()}
         final_model, final_plan = self._final_adapter(prepared)
-        _, inference_speed = evaluate_timed(final_model, self.dev_split, self.budget.eval_batch_size, self.device)
+        _, inference_speed = evaluate_timed(
+            final_model, self.dev_split, self.budget.eval_batch_size, self.device
+        )
         self._save(final_model)
         tokens, seconds = runner.tokens + loop.tokens, runner.seconds + loop.train_seconds
         metrics = {
@@ -148,31 +170,53 @@ class _Trial:
             "model_parameters": float(_base_parameters(final_model)),
             "steps": float(prepared.steps_used + loop.steps_done),
         }
-        return TrialResult(state, metrics, "", curve, reports, predictions, str(self.out_dir / "adapter"),
-                           final_plan if final_plan != self.plan else None)
+        return TrialResult(
+            state,
+            metrics,
+            "",
+            curve,
+            reports,
+            predictions,
+            str(self.out_dir / "adapter"),
+            final_plan if final_plan != self.plan else None,
+        )
 
     def _prepare(self, runner: PhaseRunner) -> Preparation:
         """The first method that prepares decides the model; otherwise the plan's adapter on the base."""
-        preparations = [p for c in self.controllers.values() if (p := c.prepare(self.plan, runner)) is not None]
+        preparations = [
+            p for c in self.controllers.values() if (p := c.prepare(self.plan, runner)) is not None
+        ]
         if len(preparations) > 1:
-            raise PlanError(f"methods {sorted(self.plan.methods)}: only one method may run a preparation phase")
+            raise PlanError(
+                f"methods {sorted(self.plan.methods)}: only one method may run a preparation phase"
+            )
         if preparations:
             return preparations[0]
         model, layout = apply_plan(self.load_base(), self.plan, self.budget.total_steps(), self.spec.model)
         return Preparation(model, layout, self.plan)
 
-    def _main_phase(self, prepared: Preparation, runner: PhaseRunner,
-                    memory: PeakMemoryMeter) -> tuple[TrainingLoop, TrialState, list[dict[str, float]], list[int]]:
+    def _main_phase(
+        self, prepared: Preparation, runner: PhaseRunner, memory: PeakMemoryMeter
+    ) -> tuple[TrainingLoop, TrialState, list[dict[str, float]], list[int]]:
         total = max(1, self.budget.total_steps() - prepared.steps_used)
         model = prepared.model
-        optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
-                                      lr=self.budget.learning_rate, weight_decay=self.budget.weight_decay)
+        optimizer = torch.optim.AdamW(
+            [p for p in model.parameters() if p.requires_grad],
+            lr=self.budget.learning_rate,
+            weight_decay=self.budget.weight_decay,
+        )
         scheduler = get_linear_schedule_with_warmup(optimizer, round(self.budget.warmup_ratio * total), total)
         context = TrainingContext(model, optimizer, total, runner.batches, self.device, self.spec.seed)
         for controller in self.controllers.values():
             controller.setup(context)
-        loop = TrainingLoop(model, optimizer, scheduler, list(self.controllers.values()), self.device,
-                            self.budget.max_grad_norm)
+        loop = TrainingLoop(
+            model,
+            optimizer,
+            scheduler,
+            list(self.controllers.values()),
+            self.device,
+            self.budget.max_grad_norm,
+        )
         counted = budget_plan(prepared.plan).trainable_parameters(prepared.layout)
         tracker = _Checkpoints(self, loop, total, counted, memory, runner)
         loop.run(runner.batches(self.budget.batch_size, self.spec.seed), total, tracker.after_step)
@@ -202,9 +246,23 @@ class _Checkpoints:
     """Evaluates at the budget's checkpoints, keeps the learning curve and asks the reporter whether to stop.
     Every report carries every measurement so far (drivers such as Ray need each objective in each report)."""
 
-    def __init__(self, trial: _Trial, loop: TrainingLoop, total: int, counted: int, memory: PeakMemoryMeter,
-                 runner: PhaseRunner) -> None:
-        self.trial, self.loop, self.total, self.counted, self.memory, self.runner = trial, loop, total, counted, memory, runner
+    def __init__(
+        self,
+        trial: _Trial,
+        loop: TrainingLoop,
+        total: int,
+        counted: int,
+        memory: PeakMemoryMeter,
+        runner: PhaseRunner,
+    ) -> None:
+        self.trial, self.loop, self.total, self.counted, self.memory, self.runner = (
+            trial,
+            loop,
+            total,
+            counted,
+            memory,
+            runner,
+        )
         count = trial.budget.evaluations
         self.steps = {max(1, round(total * (i + 1) / count)) for i in range(count)}
         self.state: TrialState = "complete"
@@ -219,9 +277,15 @@ class _Checkpoints:
         if done not in self.steps:
             return False
         trial = self.trial
-        self.predictions = evaluate(self.loop.model, trial.dev_split, trial.budget.eval_batch_size, trial.device)
-        point = {"step": float(done), "task_metric": trial.task.score(trial.dev_split.labels, self.predictions),
-                 "train_loss": sum(self.losses) / len(self.losses), **self._measured()}
+        self.predictions = evaluate(
+            self.loop.model, trial.dev_split, trial.budget.eval_batch_size, trial.device
+        )
+        point = {
+            "step": float(done),
+            "task_metric": trial.task.score(trial.dev_split.labels, self.predictions),
+            "train_loss": sum(self.losses) / len(self.losses),
+            **self._measured(),
+        }
         self.losses.clear()
         self.curve.append(point)
         trial.reporter.report(done, {k: v for k, v in point.items() if k != "step"})
@@ -233,11 +297,16 @@ class _Checkpoints:
     def _measured(self) -> dict[str, float]:
         tokens = self.runner.tokens + self.loop.tokens
         seconds = self.runner.seconds + self.loop.train_seconds
-        return {"trainable_parameters": float(self.counted), "peak_memory_mb": self.memory.current_peak_mb(),
-                "train_tokens_per_second": tokens / max(seconds, 1e-9)}
+        return {
+            "trainable_parameters": float(self.counted),
+            "peak_memory_mb": self.memory.current_peak_mb(),
+            "train_tokens_per_second": tokens / max(seconds, 1e-9),
+        }
 
 
-def _splits(task: Task, tokenizer: Any, budget: BudgetConfig, seed: int) -> tuple[TokenizedSplit, TokenizedSplit]:
+def _splits(
+    task: Task, tokenizer: Any, budget: BudgetConfig, seed: int
+) -> tuple[TokenizedSplit, TokenizedSplit]:
     """A seeded training subset and the first `dev_examples` dev examples, both tokenised."""
     order = list(range(len(task.train)))
     random.Random(seed).shuffle(order)
@@ -251,5 +320,8 @@ def _splits(task: Task, tokenizer: Any, budget: BudgetConfig, seed: int) -> tupl
 
 def _base_parameters(model: PeftModel) -> int:
     """Parameters of the (possibly pruned) base model, adapters and trained head copies excluded."""
-    return sum(p.numel() for name, p in model.named_parameters()
-               if "lora_" not in name and "modules_to_save" not in name)
+    return sum(
+        p.numel()
+        for name, p in model.named_parameters()
+        if "lora_" not in name and "modules_to_save" not in name
+    )

@@ -31,13 +31,17 @@ def _finetuned_copy(base: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     copy = {}
     for key, value in base.items():
         if value.ndim == 2 and value.is_floating_point() and ".layer." in key:
-            low_rank = torch.randn(value.shape[0], 16, generator=generator) @ torch.randn(16, value.shape[1], generator=generator)
+            low_rank = torch.randn(value.shape[0], 16, generator=generator) @ torch.randn(
+                16, value.shape[1], generator=generator
+            )
             value = value + 2e-3 * low_rank + 1e-3 * torch.randn(value.shape, generator=generator)
         copy[key] = value.contiguous()
     return copy
 
 
-def lapack_lower_bound(base: dict[str, torch.Tensor], finetuned: dict[str, torch.Tensor], keys: list[str]) -> float:
+def lapack_lower_bound(
+    base: dict[str, torch.Tensor], finetuned: dict[str, torch.Tensor], keys: list[str]
+) -> float:
     """Thin SVD of W0 (all base vectors are needed) + values of Wt + values of ΔW, and nothing else."""
     started = time.perf_counter()
     for key in keys:
@@ -63,7 +67,9 @@ def lora_adapter(folder: Path, out: Path) -> None:
     from peft import LoraConfig, get_peft_model
     from transformers import BertModel
 
-    model = get_peft_model(BertModel.from_pretrained(folder), LoraConfig(r=8, lora_alpha=16, target_modules=["query", "value"]))
+    model = get_peft_model(
+        BertModel.from_pretrained(folder), LoraConfig(r=8, lora_alpha=16, target_modules=["query", "value"])
+    )
     with torch.no_grad():
         for name, parameter in model.named_parameters():
             if "lora_B" in name:
@@ -85,7 +91,12 @@ def scaling_rows(sizes: list[tuple[int, int]], cache: Path) -> list[str]:
         dense, _ = _timed(audit, {key: W0}, {key: W0 + B @ A}, config=config)
         base_svd = audit.__globals__["SvdCache"](cache / f"{m}x{n}").decomposition(W0)
         fast, _ = _timed(_lora_fast, base_svd, B, A)
-        naive, _ = _timed(lambda: (torch.linalg.svd(W0, full_matrices=False), torch.linalg.svd(W0 + B @ A, full_matrices=False)))
+        naive, _ = _timed(
+            lambda: (
+                torch.linalg.svd(W0, full_matrices=False),
+                torch.linalg.svd(W0 + B @ A, full_matrices=False),
+            )
+        )
         rows.append(f"| {m}×{n} | {dense:.2f} s | {naive:.2f} s | {fast:.3f} s | {naive / fast:.1f}× |")
     return rows
 
@@ -132,17 +143,27 @@ def main() -> None:
     from peft import PeftModel
     from transformers import BertModel
 
-    merged = PeftModel.from_pretrained(BertModel.from_pretrained(folder), work / "adapter").merge_and_unload().state_dict()
+    merged = (
+        PeftModel.from_pretrained(BertModel.from_pretrained(folder), work / "adapter")
+        .merge_and_unload()
+        .state_dict()
+    )
     naive, _ = _timed(audit, folder, merged, config=AuditConfig(threads=args.threads, use_cache=False))
 
     sizes = [tuple(int(x) for x in size.split("x")) for size in args.sizes.split(",")]
     scaling = scaling_rows(sizes, work / "cache-scaling")  # type: ignore[arg-type]
-    print(f"threads={args.threads} matrices={len(keys)} rows={len(report.rows)} intruders={report.intruder_count()}")
-    print(f"(1) autopeft full audit, cold cache: {ours:.2f} s; warm cache: {warm:.2f} s; "
-          f"WeightWatcher analyze(ft only): {watcher:.2f} s; ratio {watcher / ours:.1f}× (cold), {watcher / warm:.1f}× (warm)")
+    print(
+        f"threads={args.threads} matrices={len(keys)} rows={len(report.rows)} intruders={report.intruder_count()}"
+    )
+    print(
+        f"(1) autopeft full audit, cold cache: {ours:.2f} s; warm cache: {warm:.2f} s; "
+        f"WeightWatcher analyze(ft only): {watcher:.2f} s; ratio {watcher / ours:.1f}× (cold), {watcher / warm:.1f}× (warm)"
+    )
     print(f"(2) LAPACK lower bound: {bound:.2f} s; audit / bound = {ours / bound:.2f}× (cold)")
-    print(f"(3) LoRA adapter audit, cached base: {fast:.2f} s; naive merged two-SVD audit: {naive:.2f} s; ratio {naive / fast:.1f}×"
-          f" ({len(lora_report.rows)} rows)")
+    print(
+        f"(3) LoRA adapter audit, cached base: {fast:.2f} s; naive merged two-SVD audit: {naive:.2f} s; ratio {naive / fast:.1f}×"
+        f" ({len(lora_report.rows)} rows)"
+    )
     print("(4) | shape | dense audit (cold) | naive two thin SVDs | LoRA fast path (warm) | ratio |")
     print("\n".join(scaling))
     print(f"whole process: {time.perf_counter() - PROCESS_START:.1f} s")

@@ -62,14 +62,37 @@ def start_cluster(folder: Path, cpus: int) -> tuple[str, dict[str, str]]:
     """A head node on 127.0.0.1 with token authentication; returns its address and the env to join it."""
     token = folder / "auth_token"
     token.write_text(uuid.uuid4().hex)
-    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token),
-           "RAY_USAGE_STATS_ENABLED": "0"}
+    env = {
+        **os.environ,
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN_PATH": str(token),
+        "RAY_USAGE_STATS_ENABLED": "0",
+    }
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    subprocess.run([RAY, "start", "--head", "--port", str(port), "--node-ip-address", "127.0.0.1",
-                    "--num-cpus", str(cpus), "--num-gpus", "0", "--include-dashboard", "false",
-                    "--disable-usage-stats"], env=env, check=True, capture_output=True, timeout=180)
+    subprocess.run(
+        [
+            RAY,
+            "start",
+            "--head",
+            "--port",
+            str(port),
+            "--node-ip-address",
+            "127.0.0.1",
+            "--num-cpus",
+            str(cpus),
+            "--num-gpus",
+            "0",
+            "--include-dashboard",
+            "false",
+            "--disable-usage-stats",
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=180,
+    )
     return f"127.0.0.1:{port}", env
 
 
@@ -87,15 +110,29 @@ def main() -> None:
         embedded = timed_search(space, folder / "embedded", dict(os.environ))
         address, env = start_cluster(folder, args.cpus)
         try:
-            ray = timed_search(space, folder / "ray", env, "--backend", "ray", "--address", address,
-                               "--cpus-per-trial", str(args.cpus))
+            ray = timed_search(
+                space,
+                folder / "ray",
+                env,
+                "--backend",
+                "ray",
+                "--address",
+                address,
+                "--cpus-per-trial",
+                str(args.cpus),
+            )
         finally:
             subprocess.run([RAY, "stop", "--force"], env=env, capture_output=True, timeout=120)
         report(args.trials, embedded, trial_seconds(folder / "embedded"), ray, trial_seconds(folder / "ray"))
 
 
-def report(trials: int, embedded: float, embedded_trials: tuple[int, float], ray: float,
-           ray_trials: tuple[int, float]) -> None:
+def report(
+    trials: int,
+    embedded: float,
+    embedded_trials: tuple[int, float],
+    ray: float,
+    ray_trials: tuple[int, float],
+) -> None:
     print(f"complete trials: embedded {embedded_trials[0]}, ray {ray_trials[0]} (of {trials})")
     print(f"wall time: embedded {embedded:.1f} s, ray {ray:.1f} s, ratio ray/embedded {ray / embedded:.2f}")
     print(f"trial time (sum of wall_seconds): embedded {embedded_trials[1]:.1f} s, ray {ray_trials[1]:.1f} s")

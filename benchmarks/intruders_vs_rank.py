@@ -64,8 +64,14 @@ def main() -> None:
     sentences, labels = read_sst2(args.examples)
     batches = []
     for start in range(0, len(sentences), args.batch):
-        batch = tokenizer(sentences[start:start + args.batch], padding=True, truncation=True, max_length=64, return_tensors="pt")
-        batch["labels"] = torch.tensor(labels[start:start + args.batch])
+        batch = tokenizer(
+            sentences[start : start + args.batch],
+            padding=True,
+            truncation=True,
+            max_length=64,
+            return_tensors="pt",
+        )
+        batch["labels"] = torch.tensor(labels[start : start + args.batch])
         batches.append(dict(batch))
     base = encoder_weights(AutoModelForSequenceClassification.from_pretrained(folder, num_labels=2))
     cache = Path(tempfile.mkdtemp(prefix="intruders-")) / "cache"
@@ -81,7 +87,11 @@ def main() -> None:
         loss = train(model, batches, args.steps, 5e-4 if setting.startswith("lora") else 5e-5)
         seconds = time.perf_counter() - started
         merged = model.merge_and_unload() if setting.startswith("lora") else model
-        report = audit(base, encoder_weights(merged), config=AuditConfig(sweep=True, threads=args.threads, cache_dir=cache))
+        report = audit(
+            base,
+            encoder_weights(merged),
+            config=AuditConfig(sweep=True, threads=args.threads, cache_dir=cache),
+        )
         ft = report.to_frame().query("kind == 'ft'")
         counts = [int(ft[f"intruders_eps_{e:.2f}"].sum()) for e in EPSILONS]
         print(f"| {setting} | {loss:.3f} | " + " | ".join(str(c) for c in counts) + f" | {seconds:.0f} |")

@@ -45,19 +45,35 @@ def run_variant(name: str, args: argparse.Namespace) -> dict[str, float]:
     from autopeft.trial import TrialSpec, run_trial
 
     modules, rank, methods = VARIANTS[name]
-    plan = PeftPlan(adapters=tuple(ModuleAdapter(layer=layer, module=m, rank=rank, alpha=2 * rank)
-                                   for layer in range(6) for m in modules), methods=methods)
-    budget = BudgetConfig(train_examples=args.train, dev_examples=args.dev, steps=args.steps, batch_size=args.batch,
-                          max_length=args.max_length, learning_rate=args.lr, evaluations=1)
+    plan = PeftPlan(
+        adapters=tuple(
+            ModuleAdapter(layer=layer, module=m, rank=rank, alpha=2 * rank)
+            for layer in range(6)
+            for m in modules
+        ),
+        methods=methods,
+    )
+    budget = BudgetConfig(
+        train_examples=args.train,
+        dev_examples=args.dev,
+        steps=args.steps,
+        batch_size=args.batch,
+        max_length=args.max_length,
+        learning_rate=args.lr,
+        evaluations=1,
+    )
     spec = TrialSpec("minilm", TaskConfig(name="sst2", path=str(GLUE)), budget, seed=args.seed)
     with tempfile.TemporaryDirectory() as out:
         result = run_trial(plan, spec, NullReporter(), Path(out))
     assert result.state == "complete", result.reason
-    return {"dev_accuracy": result.metrics["task_metric"], "peak_memory_mb": result.metrics["peak_memory_mb"],
-            "tokens_per_second": result.metrics["train_tokens_per_second"],
-            "inference_tokens_per_second": result.metrics["inference_tokens_per_second"],
-            "model_parameters": result.metrics["model_parameters"],
-            "trainable_parameters": result.metrics["trainable_parameters"]}
+    return {
+        "dev_accuracy": result.metrics["task_metric"],
+        "peak_memory_mb": result.metrics["peak_memory_mb"],
+        "tokens_per_second": result.metrics["train_tokens_per_second"],
+        "inference_tokens_per_second": result.metrics["inference_tokens_per_second"],
+        "model_parameters": result.metrics["model_parameters"],
+        "trainable_parameters": result.metrics["trainable_parameters"],
+    }
 
 
 def main() -> None:
@@ -83,20 +99,26 @@ def main() -> None:
     names = args.only.split(",") if args.only else list(VARIANTS)
     for name in dict.fromkeys(["lora", *names]):
         command = [sys.executable, __file__, "--variant", name] + [
-            f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items()
-            if k not in ("variant", "only") and v is not None]
+            f"--{k.replace('_', '-')}={v}"
+            for k, v in vars(args).items()
+            if k not in ("variant", "only") and v is not None
+        ]
         output = subprocess.run(command, capture_output=True, text=True, check=True, cwd=REPO).stdout
         results[name] = json.loads(output.strip().splitlines()[-1])
         print(name, results[name], flush=True)
     base = results["lora"]
-    print(f"{'variant':20} {'dev acc':>8} {'Δacc':>7} {'train tok/s x':>13} {'infer tok/s x':>13} "
-          f"{'peak mem x':>10} {'trainable':>9} {'model params':>12}")
+    print(
+        f"{'variant':20} {'dev acc':>8} {'Δacc':>7} {'train tok/s x':>13} {'infer tok/s x':>13} "
+        f"{'peak mem x':>10} {'trainable':>9} {'model params':>12}"
+    )
     for name, r in results.items():
-        print(f"{name:20} {r['dev_accuracy']:8.4f} {100 * (r['dev_accuracy'] - base['dev_accuracy']):+7.2f} "
-              f"{r['tokens_per_second'] / base['tokens_per_second']:13.3f} "
-              f"{r['inference_tokens_per_second'] / base['inference_tokens_per_second']:13.3f} "
-              f"{r['peak_memory_mb'] / base['peak_memory_mb']:10.3f} {r['trainable_parameters']:9.0f} "
-              f"{r['model_parameters']:12.0f}")
+        print(
+            f"{name:20} {r['dev_accuracy']:8.4f} {100 * (r['dev_accuracy'] - base['dev_accuracy']):+7.2f} "
+            f"{r['tokens_per_second'] / base['tokens_per_second']:13.3f} "
+            f"{r['inference_tokens_per_second'] / base['inference_tokens_per_second']:13.3f} "
+            f"{r['peak_memory_mb'] / base['peak_memory_mb']:10.3f} {r['trainable_parameters']:9.0f} "
+            f"{r['model_parameters']:12.0f}"
+        )
 
 
 if __name__ == "__main__":

@@ -37,23 +37,43 @@ def run_autopeft(args: argparse.Namespace) -> dict[str, float]:
     from autopeft.task import TaskConfig
     from autopeft.trial import TrialSpec, run_trial
 
-    plan = PeftPlan(adapters=tuple(ModuleAdapter(layer=layer, module=m, rank=8, alpha=16)
-                                   for layer in range(6) for m in ("attention.self.query", "attention.self.value")))
-    budget = BudgetConfig(train_examples=args.train, dev_examples=args.dev, steps=args.steps, max_length=args.max_length,
-                          batch_size=args.batch, eval_batch_size=64, learning_rate=args.lr, evaluations=1)
+    plan = PeftPlan(
+        adapters=tuple(
+            ModuleAdapter(layer=layer, module=m, rank=8, alpha=16)
+            for layer in range(6)
+            for m in ("attention.self.query", "attention.self.value")
+        )
+    )
+    budget = BudgetConfig(
+        train_examples=args.train,
+        dev_examples=args.dev,
+        steps=args.steps,
+        max_length=args.max_length,
+        batch_size=args.batch,
+        eval_batch_size=64,
+        learning_rate=args.lr,
+        evaluations=1,
+    )
     spec = TrialSpec("minilm", TaskConfig(name="sst2", path=str(GLUE)), budget, seed=args.seed)
     with tempfile.TemporaryDirectory() as out:
         result = run_trial(plan, spec, NullReporter(), Path(out))
     assert result.state == "complete", result.reason
-    return {"tokens_per_second": result.metrics["train_tokens_per_second"],
-            "peak_memory_mb": result.metrics["peak_memory_mb"], "dev_accuracy": result.metrics["task_metric"]}
+    return {
+        "tokens_per_second": result.metrics["train_tokens_per_second"],
+        "peak_memory_mb": result.metrics["peak_memory_mb"],
+        "dev_accuracy": result.metrics["task_metric"],
+    }
 
 
 def run_peft(args: argparse.Namespace) -> dict[str, float]:
     """The baseline: the training loop a user would write with transformers + peft, nothing else."""
     import torch
     from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        get_linear_schedule_with_warmup,
+    )
 
     from autopeft.models import resolve_model_path
     from autopeft.peak_memory import PeakMemoryMeter
@@ -72,8 +92,13 @@ def run_peft(args: argparse.Namespace) -> dict[str, float]:
     scheduler = get_linear_schedule_with_warmup(optimizer, round(0.1 * args.steps), args.steps)
 
     def batch_of(rows: list[tuple[str, int]]) -> dict[str, torch.Tensor]:
-        encoded = tokenizer([t for t, _ in rows], truncation=True, max_length=args.max_length, padding=True,
-                            return_tensors="pt")
+        encoded = tokenizer(
+            [t for t, _ in rows],
+            truncation=True,
+            max_length=args.max_length,
+            padding=True,
+            return_tensors="pt",
+        )
         encoded["labels"] = torch.tensor([y for _, y in rows])
         return dict(encoded)
 
@@ -84,7 +109,7 @@ def run_peft(args: argparse.Namespace) -> dict[str, float]:
             if cursor + args.batch > len(train):
                 random.Random(cursor).shuffle(train)
                 cursor = 0
-            batch = batch_of(train[cursor: cursor + args.batch])
+            batch = batch_of(train[cursor : cursor + args.batch])
             cursor += args.batch
             started = time.perf_counter()
             loss = model(**batch).loss
@@ -99,19 +124,42 @@ def run_peft(args: argparse.Namespace) -> dict[str, float]:
     correct = 0
     with torch.no_grad():
         for start in range(0, len(dev), 64):
-            rows = dev[start: start + 64]
+            rows = dev[start : start + 64]
             logits = model(**{k: v for k, v in batch_of(rows).items() if k != "labels"}).logits
             correct += sum(int(p == y) for p, (_, y) in zip(logits.argmax(-1).tolist(), rows))
-    return {"tokens_per_second": tokens / seconds, "peak_memory_mb": memory.peak_mb, "dev_accuracy": correct / len(dev)}
+    return {
+        "tokens_per_second": tokens / seconds,
+        "peak_memory_mb": memory.peak_mb,
+        "dev_accuracy": correct / len(dev),
+    }
 
 
 VARIANTS = {"autopeft": run_autopeft, "peft": run_peft}
 
 
 def _child(variant: str, args: argparse.Namespace) -> dict[str, float]:
-    command = [sys.executable, __file__, "--variant", variant, "--steps", str(args.steps), "--train", str(args.train),
-               "--dev", str(args.dev), "--batch", str(args.batch), "--max-length", str(args.max_length),
-               "--lr", str(args.lr), "--seed", str(args.seed), "--threads", str(args.threads)]
+    command = [
+        sys.executable,
+        __file__,
+        "--variant",
+        variant,
+        "--steps",
+        str(args.steps),
+        "--train",
+        str(args.train),
+        "--dev",
+        str(args.dev),
+        "--batch",
+        str(args.batch),
+        "--max-length",
+        str(args.max_length),
+        "--lr",
+        str(args.lr),
+        "--seed",
+        str(args.seed),
+        "--threads",
+        str(args.threads),
+    ]
     output = subprocess.run(command, capture_output=True, text=True, check=True, cwd=REPO).stdout
     return json.loads(output.strip().splitlines()[-1])
 
@@ -139,10 +187,17 @@ def main() -> None:
         runs[variant].append(_child(variant, args))
         print(variant, runs[variant][-1], flush=True)
     mean = {v: {k: sum(r[k] for r in rs) / len(rs) for k in rs[0]} for v, rs in runs.items()}
-    print(json.dumps({"mean": mean,
-                      "tokens_per_second_ratio": mean["autopeft"]["tokens_per_second"] / mean["peft"]["tokens_per_second"],
-                      "peak_memory_ratio": mean["autopeft"]["peak_memory_mb"] / mean["peft"]["peak_memory_mb"]},
-                     indent=2))
+    print(
+        json.dumps(
+            {
+                "mean": mean,
+                "tokens_per_second_ratio": mean["autopeft"]["tokens_per_second"]
+                / mean["peft"]["tokens_per_second"],
+                "peak_memory_ratio": mean["autopeft"]["peak_memory_mb"] / mean["peft"]["peak_memory_mb"],
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

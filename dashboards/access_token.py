@@ -32,8 +32,10 @@ def resolve_token(host: str, token: str | None) -> str | None:
     """The token to enforce: `token`, else the environment variable; required when `host` is not loopback."""
     chosen = token or os.environ.get(TOKEN_ENV) or None
     if chosen is None and host not in LOOPBACK_HOSTS:
-        raise ConfigError(f"--host {host}: listening beyond this machine needs a token; "
-                          f"pass --token or set {TOKEN_ENV} (or keep the default --host 127.0.0.1)")
+        raise ConfigError(
+            f"--host {host}: listening beyond this machine needs a token; "
+            f"pass --token or set {TOKEN_ENV} (or keep the default --host 127.0.0.1)"
+        )
     return chosen
 
 
@@ -44,9 +46,13 @@ def protect(server: flask.Flask, token: str) -> None:
     def _check_token() -> flask.Response | None:
         if hmac.compare_digest(_presented(flask.request).encode(), token.encode()):
             return None
-        return flask.Response(f"401 Unauthorized: this dashboard needs its token (header {TOKEN_HEADER}, "
-                              f"or ?{TOKEN_QUERY}=... once in the browser)\n", status=401,
-                              headers={"WWW-Authenticate": 'Bearer realm="autopeft"'}, mimetype="text/plain")
+        return flask.Response(
+            f"401 Unauthorized: this dashboard needs its token (header {TOKEN_HEADER}, "
+            f"or ?{TOKEN_QUERY}=... once in the browser)\n",
+            status=401,
+            headers={"WWW-Authenticate": 'Bearer realm="autopeft"'},
+            mimetype="text/plain",
+        )
 
     @server.after_request
     def _remember_token(response: flask.Response) -> flask.Response:
@@ -58,5 +64,10 @@ def protect(server: flask.Flask, token: str) -> None:
 def _presented(request: flask.Request) -> str:
     """The token a request carries, from the first place that has one; empty when none does."""
     bearer = request.headers.get("Authorization", "")
-    return (request.headers.get(TOKEN_HEADER) or (bearer[7:] if bearer.startswith("Bearer ") else "")
-            or request.args.get(TOKEN_QUERY) or request.cookies.get(TOKEN_COOKIE) or "")
+    return (
+        request.headers.get(TOKEN_HEADER)
+        or (bearer[7:] if bearer.startswith("Bearer ") else "")
+        or request.args.get(TOKEN_QUERY)
+        or request.cookies.get(TOKEN_COOKIE)
+        or ""
+    )

@@ -20,21 +20,30 @@ def create_app(source: RunSource, refresh_seconds: float = 5.0) -> Dash:
     """A Dash app over `source`; it re-reads the storage every `refresh_seconds` to follow a running search."""
     app = Dash(__name__, title="autopeft dashboard", update_title=None, serve_locally=True)
     studies = source.study_names()
-    app.layout = html.Div(style={"fontFamily": "sans-serif", "margin": "12px"}, children=[
-        dcc.Interval(id="refresh", interval=int(refresh_seconds * 1000)),
-        html.H2("autopeft: Pareto explorer"),
-        _study_bar(studies, source.default_study()),
-        html.Div(id="study-summary", style={"margin": "6px 0"}),
-        html.Div(style=ROW, children=[
-            html.Div(style=HALF, children=[dcc.Graph(id="pareto")]),
-            html.Div(style=HALF, children=[dcc.Graph(id="hypervolume")]),
-        ]),
-        html.Div(id="parallel-box", style=HIDDEN, children=[dcc.Graph(id="parallel")]),
-        html.H3("Trials"),
-        html.Div(style=ROW, children=[_trial_column("a", "trial (click a point)"), _trial_column("b", "compare with")]),
-        html.H3("Audit of the selected trial"),
-        _audit_section(),
-    ])
+    app.layout = html.Div(
+        style={"fontFamily": "sans-serif", "margin": "12px"},
+        children=[
+            dcc.Interval(id="refresh", interval=int(refresh_seconds * 1000)),
+            html.H2("autopeft: Pareto explorer"),
+            _study_bar(studies, source.default_study()),
+            html.Div(id="study-summary", style={"margin": "6px 0"}),
+            html.Div(
+                style=ROW,
+                children=[
+                    html.Div(style=HALF, children=[dcc.Graph(id="pareto")]),
+                    html.Div(style=HALF, children=[dcc.Graph(id="hypervolume")]),
+                ],
+            ),
+            html.Div(id="parallel-box", style=HIDDEN, children=[dcc.Graph(id="parallel")]),
+            html.H3("Trials"),
+            html.Div(
+                style=ROW,
+                children=[_trial_column("a", "trial (click a point)"), _trial_column("b", "compare with")],
+            ),
+            html.H3("Audit of the selected trial"),
+            _audit_section(),
+        ],
+    )
     register_callbacks(app, source)
     return app
 
@@ -43,38 +52,61 @@ def _study_bar(studies: list[str], default: str | None) -> html.Div:
     def labelled(label: str, component: object) -> html.Div:
         return html.Div(style={"minWidth": "220px"}, children=[html.Label(label), component])
 
-    return html.Div(style=ROW, children=[
-        labelled("study", dcc.Dropdown(id="study", options=studies, value=default, clearable=False)),
-        labelled("x objective", dcc.Dropdown(id="x-objective", clearable=False)),
-        labelled("y objective", dcc.Dropdown(id="y-objective", clearable=False)),
-    ])
+    return html.Div(
+        style=ROW,
+        children=[
+            labelled("study", dcc.Dropdown(id="study", options=studies, value=default, clearable=False)),
+            labelled("x objective", dcc.Dropdown(id="x-objective", clearable=False)),
+            labelled("y objective", dcc.Dropdown(id="y-objective", clearable=False)),
+        ],
+    )
 
 
 def _trial_column(side: str, label: str) -> html.Div:
-    return html.Div(style=HALF, children=[
-        html.Label(label),
-        dcc.Dropdown(id=f"trial-{side}", placeholder="choose a trial"),
-        html.Div(id=f"details-{side}"),
-        html.Div(id=f"graphs-{side}", style=HIDDEN, children=[
-            dcc.Graph(id=f"plan-{side}"), dcc.Graph(id=f"curve-{side}"),
-        ]),
-    ])
+    return html.Div(
+        style=HALF,
+        children=[
+            html.Label(label),
+            dcc.Dropdown(id=f"trial-{side}", placeholder="choose a trial"),
+            html.Div(id=f"details-{side}"),
+            html.Div(
+                id=f"graphs-{side}",
+                style=HIDDEN,
+                children=[
+                    dcc.Graph(id=f"plan-{side}"),
+                    dcc.Graph(id=f"curve-{side}"),
+                ],
+            ),
+        ],
+    )
 
 
 def _audit_section() -> html.Div:
-    return html.Div(children=[
-        html.Div(style=ROW, children=[
-            html.Div(id="audit-status", style={"flex": "1 1 auto"}),
-            html.Button("Compute audit", id="audit-compute", n_clicks=0, style=HIDDEN),
-        ]),
-        dcc.Loading(html.Div(id="audit-busy")),
-        html.Div(id="audit-graphs", style=HIDDEN, children=[
-            dcc.Graph(id="intruders"),
-            html.Label("matrix"),
-            dcc.Dropdown(id="audit-matrix", clearable=False),
-            html.Div(style=ROW, children=[
-                html.Div(style=HALF, children=[dcc.Graph(id="spectra")]),
-                html.Div(style=HALF, children=[dcc.Graph(id="entanglement")]),
-            ]),
-        ]),
-    ])
+    return html.Div(
+        children=[
+            html.Div(
+                style=ROW,
+                children=[
+                    html.Div(id="audit-status", style={"flex": "1 1 auto"}),
+                    html.Button("Compute audit", id="audit-compute", n_clicks=0, style=HIDDEN),
+                ],
+            ),
+            dcc.Loading(html.Div(id="audit-busy")),
+            html.Div(
+                id="audit-graphs",
+                style=HIDDEN,
+                children=[
+                    dcc.Graph(id="intruders"),
+                    html.Label("matrix"),
+                    dcc.Dropdown(id="audit-matrix", clearable=False),
+                    html.Div(
+                        style=ROW,
+                        children=[
+                            html.Div(style=HALF, children=[dcc.Graph(id="spectra")]),
+                            html.Div(style=HALF, children=[dcc.Graph(id="entanglement")]),
+                        ],
+                    ),
+                ],
+            ),
+        ]
+    )

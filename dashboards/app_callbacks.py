@@ -38,33 +38,58 @@ def register_callbacks(app: Dash, source: RunSource) -> None:
 
 
 def _register_study_views(app: Dash, source: RunSource) -> None:
-    @app.callback(Output("x-objective", "options"), Output("x-objective", "value"),
-                  Output("y-objective", "options"), Output("y-objective", "value"), Input("study", "value"))
+    @app.callback(
+        Output("x-objective", "options"),
+        Output("x-objective", "value"),
+        Output("y-objective", "options"),
+        Output("y-objective", "value"),
+        Input("study", "value"),
+    )
     def objective_choices(study_name: str) -> tuple[list[str], str, list[str], str]:
         names = list(source.objectives(source.study(study_name)).names)
         return names, names[0], names, names[min(1, len(names) - 1)]
 
-    @app.callback(Output("pareto", "figure"), Output("hypervolume", "figure"), Output("parallel", "figure"),
-                  Output("parallel-box", "style"), Output("study-summary", "children"), Output("trial-a", "options"),
-                  Output("trial-b", "options"),
-                  Input("study", "value"), Input("x-objective", "value"), Input("y-objective", "value"),
-                  Input("refresh", "n_intervals"))
-    def study_views(study_name: str, x_name: str | None, y_name: str | None, _: int | None) -> tuple[Any, ...]:
+    @app.callback(
+        Output("pareto", "figure"),
+        Output("hypervolume", "figure"),
+        Output("parallel", "figure"),
+        Output("parallel-box", "style"),
+        Output("study-summary", "children"),
+        Output("trial-a", "options"),
+        Output("trial-b", "options"),
+        Input("study", "value"),
+        Input("x-objective", "value"),
+        Input("y-objective", "value"),
+        Input("refresh", "n_intervals"),
+    )
+    def study_views(
+        study_name: str, x_name: str | None, y_name: str | None, _: int | None
+    ) -> tuple[Any, ...]:
         study = source.study(study_name)
         objectives = source.objectives(study)
         rows = source.rows(study)
         names, directions = objectives.names, objectives.directions
-        pareto = pareto_figure(pareto_info(rows, names, directions, x_name or names[0],
-                                           y_name or names[min(1, len(names) - 1)]))
+        pareto = pareto_figure(
+            pareto_info(rows, names, directions, x_name or names[0], y_name or names[min(1, len(names) - 1)])
+        )
         many = len(names) >= 3
         parallel = parallel_figure(parallel_info(rows, names, directions)) if many else go.Figure()
         complete = sum(1 for r in rows if r.values)
-        summary = (f"{study_name}: {len(rows)} trials, {complete} complete, "
-                   f"{sum(r.on_front for r in rows)} on the Pareto front; objectives "
-                   + ", ".join(f"{n} ({d})" for n, d in zip(names, directions, strict=True)))
+        summary = (
+            f"{study_name}: {len(rows)} trials, {complete} complete, "
+            f"{sum(r.on_front for r in rows)} on the Pareto front; objectives "
+            + ", ".join(f"{n} ({d})" for n, d in zip(names, directions, strict=True))
+        )
         options = [{"label": f"trial {r.number} ({r.state}) {r.summary}", "value": r.number} for r in rows]
-        return (pareto, hypervolume_figure(hypervolume_info(rows, names, directions)), parallel,
-                SHOWN if many else HIDDEN, summary, options, options)
+        return (
+            pareto,
+            hypervolume_figure(hypervolume_info(rows, names, directions)),
+            parallel,
+            SHOWN if many else HIDDEN,
+            summary,
+            options,
+            options,
+        )
 
     @app.callback(Output("trial-a", "value"), Input("pareto", "clickData"), prevent_initial_call=True)
     def select_clicked(click: dict[str, Any] | None) -> Any:
@@ -73,9 +98,15 @@ def _register_study_views(app: Dash, source: RunSource) -> None:
 
 
 def _register_trial_view(app: Dash, source: RunSource, side: str) -> None:
-    @app.callback(Output(f"details-{side}", "children"), Output(f"plan-{side}", "figure"),
-                  Output(f"curve-{side}", "figure"), Output(f"graphs-{side}", "style"),
-                  Input(f"trial-{side}", "value"), Input("refresh", "n_intervals"), State("study", "value"))
+    @app.callback(
+        Output(f"details-{side}", "children"),
+        Output(f"plan-{side}", "figure"),
+        Output(f"curve-{side}", "figure"),
+        Output(f"graphs-{side}", "style"),
+        Input(f"trial-{side}", "value"),
+        Input("refresh", "n_intervals"),
+        State("study", "value"),
+    )
     def trial_view(number: int | None, _: int | None, study_name: str) -> tuple[Any, ...]:
         if number is None:
             return "", go.Figure(), go.Figure(), HIDDEN
@@ -84,8 +115,11 @@ def _register_trial_view(app: Dash, source: RunSource, side: str) -> None:
         except AutopeftError as error:
             return html.Div(str(error), className="error"), go.Figure(), go.Figure(), HIDDEN
         title = f"trial {details.number}"
-        plan = (plan_heatmap_figure(plan_heatmap_info(details.plan, details.adapter_config, title))
-                if details.plan else go.Figure())
+        plan = (
+            plan_heatmap_figure(plan_heatmap_info(details.plan, details.adapter_config, title))
+            if details.plan
+            else go.Figure()
+        )
         curve = curve_figure(curve_info(details.curve, f"{title} learning curve"))
         return _details_block(details), plan, curve, SHOWN
 
@@ -95,23 +129,38 @@ def _details_block(details: TrialDetails) -> html.Div:
     measured = {**details.values, **{k: v for k, v in details.metrics.items() if k not in details.values}}
     rows = [html.Tr([html.Td(name), html.Td(f"{value:.6g}")]) for name, value in measured.items()]
     children: list[Any] = [
-        html.Div(f"trial {details.number}: {details.state}" + (f" ({details.reason})" if details.reason else "")
-                 + ("" if details.feasible else "; violates the parameter budget"), className="trial-state"),
+        html.Div(
+            f"trial {details.number}: {details.state}"
+            + (f" ({details.reason})" if details.reason else "")
+            + ("" if details.feasible else "; violates the parameter budget"),
+            className="trial-state",
+        ),
         html.Div(details.summary),
         html.Table(rows, className="trial-metrics"),
     ]
     if details.method_reports:
         children.append(html.Pre(str(details.method_reports), style=MONO))
     if details.export_command:
-        children += [html.Div("export:"), html.Code(details.export_command, className="export-command", style=MONO)]
+        children += [
+            html.Div("export:"),
+            html.Code(details.export_command, className="export-command", style=MONO),
+        ]
     return html.Div(children)
 
 
 def _register_audit_views(app: Dash, source: RunSource) -> None:
-    @app.callback(Output("audit-status", "children"), Output("audit-compute", "style"),
-                  Output("audit-graphs", "style"), Output("intruders", "figure"),
-                  Output("audit-matrix", "options"), Output("audit-matrix", "value"), Output("audit-busy", "children"),
-                  Input("trial-a", "value"), Input("audit-compute", "n_clicks"), State("study", "value"))
+    @app.callback(
+        Output("audit-status", "children"),
+        Output("audit-compute", "style"),
+        Output("audit-graphs", "style"),
+        Output("intruders", "figure"),
+        Output("audit-matrix", "options"),
+        Output("audit-matrix", "value"),
+        Output("audit-busy", "children"),
+        Input("trial-a", "value"),
+        Input("audit-compute", "n_clicks"),
+        State("study", "value"),
+    )
     def audit_view(number: int | None, _: int, study_name: str) -> tuple[Any, ...]:
         empty = (HIDDEN, HIDDEN, go.Figure(), [], None, "")
         if number is None:
@@ -127,23 +176,36 @@ def _register_audit_views(app: Dash, source: RunSource) -> None:
         except AutopeftError as error:
             return (f"audit failed: {error}", SHOWN, *empty[1:])
         if audit is None:
-            return (f"Trial {number} has no audit yet: press the button, or run "
-                    f"`autopeft audit {folder.parents[1]} --trial {number}`.", {}, *empty[1:])
+            return (
+                f"Trial {number} has no audit yet: press the button, or run "
+                f"`autopeft audit {folder.parents[1]} --trial {number}`.",
+                {},
+                *empty[1:],
+            )
         return _audit_outputs(audit, int(number))
 
-    @app.callback(Output("spectra", "figure"), Output("entanglement", "figure"),
-                  Input("audit-matrix", "value"), State("trial-a", "value"), State("study", "value"))
+    @app.callback(
+        Output("spectra", "figure"),
+        Output("entanglement", "figure"),
+        Input("audit-matrix", "value"),
+        State("trial-a", "value"),
+        State("study", "value"),
+    )
     def matrix_views(matrix: str | None, number: int | None, study_name: str) -> tuple[go.Figure, go.Figure]:
         folder = source.trial_dir(source.study(study_name), int(number)) if number is not None else None
         audit = load_audit(folder / "audit.json") if folder is not None and matrix else None
         if audit is None or matrix is None:
             return go.Figure(), go.Figure()
-        return spectra_figure(spectra_info(audit, matrix)), entanglement_figure(entanglement_info(audit, matrix))
+        return spectra_figure(spectra_info(audit, matrix)), entanglement_figure(
+            entanglement_info(audit, matrix)
+        )
 
 
 def _audit_outputs(audit: AuditFile, number: int) -> tuple[Any, ...]:
     matrices = audit.adapted_matrices or [r["matrix"] for r in audit.rows if r["kind"] == "base"]
     info = intruder_info(audit)
-    status = (f"Audit of trial {number}: {len(audit.adapted_matrices)} adapted matrices, "
-              f"{info.total} intruder dimensions.")
+    status = (
+        f"Audit of trial {number}: {len(audit.adapted_matrices)} adapted matrices, "
+        f"{info.total} intruder dimensions."
+    )
     return (status, HIDDEN, SHOWN, intruder_figure(info), matrices, matrices[0] if matrices else None, "")

@@ -64,7 +64,9 @@ def compute_audit(run_dir: RunDirectory, number: int) -> Path:
 
     adapter = run_dir.trial_dir(number) / "adapter"
     if not (adapter / "adapter_config.json").is_file():
-        raise CheckpointError(f"{adapter}: trial {number} saved no adapter; only finished trials can be audited")
+        raise CheckpointError(
+            f"{adapter}: trial {number} saved no adapter; only finished trials can be audited"
+        )
     base = resolve_model_path(str(run_dir.info().get("model", "")))
     out = run_dir.trial_dir(number) / AUDIT_FILE
     audit(base, adapter=adapter).to_json(out)

@@ -45,8 +45,10 @@ def hypervolume(points: Sequence[Point], reference: Point) -> float:
         return _hypervolume_2d(inside, reference)
     ordered = sorted(inside, key=lambda p: p[-1])
     bounds = [p[-1] for p in ordered[1:]] + [reference[-1]]
-    return sum(hypervolume([p[:-1] for p in ordered[: i + 1]], reference[:-1]) * (bound - ordered[i][-1])
-               for i, bound in enumerate(bounds))
+    return sum(
+        hypervolume([p[:-1] for p in ordered[: i + 1]], reference[:-1]) * (bound - ordered[i][-1])
+        for i, bound in enumerate(bounds)
+    )
 
 
 def _hypervolume_2d(points: Sequence[Point], reference: Point) -> float:
@@ -58,7 +60,9 @@ def _hypervolume_2d(points: Sequence[Point], reference: Point) -> float:
     return volume
 
 
-def hypervolume_info(rows: Sequence[TrialRow], names: Sequence[str], directions: Sequence[Direction]) -> HypervolumeInfo:
+def hypervolume_info(
+    rows: Sequence[TrialRow], names: Sequence[str], directions: Sequence[Direction]
+) -> HypervolumeInfo:
     """Replay the trials in order, keeping the feasible front, and measure its hypervolume after each one."""
     feasible = [r for r in sorted(rows, key=lambda r: r.number) if r.values and r.feasible]
     scaled = _scaled(feasible, names, directions)
@@ -85,12 +89,21 @@ def _scaled(rows: Sequence[TrialRow], names: Sequence[str], directions: Sequence
 
 def hypervolume_figure(info: HypervolumeInfo) -> go.Figure:
     """A step line of hypervolume against trial number."""
-    figure = go.Figure(go.Scatter(x=list(info.numbers), y=list(info.values), mode="lines+markers",
-                                  line={"shape": "hv"}, name="hypervolume",
-                                  hovertemplate="after trial %{x}: %{y:.4f}<extra></extra>"))
+    figure = go.Figure(
+        go.Scatter(
+            x=list(info.numbers),
+            y=list(info.values),
+            mode="lines+markers",
+            line={"shape": "hv"},
+            name="hypervolume",
+            hovertemplate="after trial %{x}: %{y:.4f}<extra></extra>",
+        )
+    )
     figure.update_layout(
         title=f"Hypervolume of the feasible front ({info.objective_count} objectives scaled to [0, 1], "
-              f"reference {REFERENCE})",
-        xaxis_title="trial", yaxis_title="hypervolume", margin={"t": 50},
+        f"reference {REFERENCE})",
+        xaxis_title="trial",
+        yaxis_title="hypervolume",
+        margin={"t": 50},
     )
     return figure

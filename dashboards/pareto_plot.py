@@ -51,8 +51,9 @@ class ParetoInfo:
         return sorted((p for p in self.points if p.on_front), key=lambda p: (p.x, p.y))
 
 
-def pareto_info(rows: Sequence[TrialRow], names: Sequence[str], directions: Sequence[Direction],
-                x_name: str, y_name: str) -> ParetoInfo:
+def pareto_info(
+    rows: Sequence[TrialRow], names: Sequence[str], directions: Sequence[Direction], x_name: str, y_name: str
+) -> ParetoInfo:
     """Project the complete trials onto (`x_name`, `y_name`); an unknown name is a `ConfigError`."""
     for name in (x_name, y_name):
         if name not in names:
@@ -60,7 +61,8 @@ def pareto_info(rows: Sequence[TrialRow], names: Sequence[str], directions: Sequ
     direction = dict(zip(names, directions, strict=True))
     points = tuple(
         ParetoPoint(r.number, r.values[x_name], r.values[y_name], r.on_front, r.feasible, r.summary)
-        for r in rows if r.values
+        for r in rows
+        if r.values
     )
     return ParetoInfo(x_name, y_name, direction[x_name], direction[y_name], points, len(names))
 
@@ -70,31 +72,57 @@ def pareto_figure(info: ParetoInfo) -> go.Figure:
     figure = go.Figure()
     front = info.front
     if len(front) > 1:
-        figure.add_trace(go.Scatter(x=[p.x for p in front], y=[p.y for p in front], mode="lines",
-                                    line={"color": FRONT_COLOUR, "width": 1, "dash": "dot"},
-                                    hoverinfo="skip", showlegend=False))
+        figure.add_trace(
+            go.Scatter(
+                x=[p.x for p in front],
+                y=[p.y for p in front],
+                mode="lines",
+                line={"color": FRONT_COLOUR, "width": 1, "dash": "dot"},
+                hoverinfo="skip",
+                showlegend=False,
+            )
+        )
     groups = (
-        ("Pareto front" + (" (all objectives)" if info.objective_count > 2 else ""),
-         [p for p in info.points if p.on_front], {"color": FRONT_COLOUR, "size": 11, "opacity": 1.0}),
-        ("dominated", [p for p in info.points if p.feasible and not p.on_front],
-         {"color": DOMINATED_COLOUR, "size": 8, "opacity": 0.4}),
-        ("violates a constraint", [p for p in info.points if not p.feasible],
-         {"color": INFEASIBLE_COLOUR, "size": 9, "opacity": 0.8, "symbol": "x"}),
+        (
+            "Pareto front" + (" (all objectives)" if info.objective_count > 2 else ""),
+            [p for p in info.points if p.on_front],
+            {"color": FRONT_COLOUR, "size": 11, "opacity": 1.0},
+        ),
+        (
+            "dominated",
+            [p for p in info.points if p.feasible and not p.on_front],
+            {"color": DOMINATED_COLOUR, "size": 8, "opacity": 0.4},
+        ),
+        (
+            "violates a constraint",
+            [p for p in info.points if not p.feasible],
+            {"color": INFEASIBLE_COLOUR, "size": 9, "opacity": 0.8, "symbol": "x"},
+        ),
     )
     for label, points, marker in groups:
         figure.add_trace(_marker_trace(label, points, marker, info))
     figure.update_layout(
         title=f"Pareto front: {info.x_name} ({info.x_direction}) vs {info.y_name} ({info.y_direction})",
-        xaxis_title=info.x_name, yaxis_title=info.y_name, uirevision=f"{info.x_name}/{info.y_name}",
-        clickmode="event", legend={"orientation": "h", "y": -0.2}, margin={"t": 50, "b": 40},
+        xaxis_title=info.x_name,
+        yaxis_title=info.y_name,
+        uirevision=f"{info.x_name}/{info.y_name}",
+        clickmode="event",
+        legend={"orientation": "h", "y": -0.2},
+        margin={"t": 50, "b": 40},
     )
     return figure
 
 
-def _marker_trace(label: str, points: list[ParetoPoint], marker: dict[str, object], info: ParetoInfo) -> go.Scatter:
+def _marker_trace(
+    label: str, points: list[ParetoPoint], marker: dict[str, object], info: ParetoInfo
+) -> go.Scatter:
     return go.Scatter(
-        x=[p.x for p in points], y=[p.y for p in points], mode="markers", name=f"{label} ({len(points)})",
-        marker=marker, customdata=[p.number for p in points],
+        x=[p.x for p in points],
+        y=[p.y for p in points],
+        mode="markers",
+        name=f"{label} ({len(points)})",
+        marker=marker,
+        customdata=[p.number for p in points],
         text=[f"trial {p.number}<br>{p.summary}" for p in points],
         hovertemplate=f"%{{text}}<br>{info.x_name}=%{{x:.4g}}<br>{info.y_name}=%{{y:.4g}}<extra></extra>",
     )

@@ -44,11 +44,14 @@ class PlanHeatmapInfo:
 
     def count(self, status: str) -> int:
         """How many cells have `status`."""
-        return sum(self.status(i, j) == status for i in range(len(self.modules)) for j in range(len(self.layers)))
+        return sum(
+            self.status(i, j) == status for i in range(len(self.modules)) for j in range(len(self.layers))
+        )
 
 
-def plan_heatmap_info(plan: Mapping[str, Any], adapter_config: Mapping[str, Any] | None,
-                      title: str = "plan") -> PlanHeatmapInfo:
+def plan_heatmap_info(
+    plan: Mapping[str, Any], adapter_config: Mapping[str, Any] | None, title: str = "plan"
+) -> PlanHeatmapInfo:
     """Lay the plan's adapters on a grid; `adapter_config` (or None when no adapter was saved) gives kept ranks."""
     adapters = list(plan.get("adapters", []))
     layers = tuple(sorted({int(a["layer"]) for a in adapters}))
@@ -56,8 +59,11 @@ def plan_heatmap_info(plan: Mapping[str, Any], adapter_config: Mapping[str, Any]
     by_cell = {(str(a["module"]), int(a["layer"])): a for a in adapters}
     planned = tuple(tuple(_rank(by_cell.get((m, layer))) for layer in layers) for m in modules)
     alphas = tuple(tuple(_alpha(by_cell.get((m, layer))) for layer in layers) for m in modules)
-    kept = None if adapter_config is None else tuple(
-        tuple(_kept_rank(adapter_config, layer, m) for layer in layers) for m in modules)
+    kept = (
+        None
+        if adapter_config is None
+        else tuple(tuple(_kept_rank(adapter_config, layer, m) for layer in layers) for m in modules)
+    )
     methods = ("lora", *plan.get("methods", {}))
     return PlanHeatmapInfo(title, layers, modules, planned, kept, alphas, methods)
 
@@ -90,17 +96,30 @@ def plan_heatmap_figure(info: PlanHeatmapInfo) -> go.Figure:
     ranks = info.kept if info.kept is not None else info.planned
     text = [[_cell_text(info, i, j) for j in range(len(info.layers))] for i in range(len(info.modules))]
     hover = [[_cell_hover(info, i, j) for j in range(len(info.layers))] for i in range(len(info.modules))]
-    figure = go.Figure(go.Heatmap(
-        z=[list(row) for row in ranks], x=[f"L{layer}" for layer in info.layers],
-        y=[short_module_name(m) for m in info.modules], text=text, texttemplate="%{text}",
-        customdata=hover, hovertemplate="%{customdata}<extra></extra>", xgap=2, ygap=2,
-        colorscale=[[0, "#f0f0f0"], [0.001, "#c6dbef"], [1, "#08306b"]], zmin=0,
-        zmax=max([1, *(r or 0 for row in ranks for r in row)]), colorbar={"title": "rank"},
-    ))
+    figure = go.Figure(
+        go.Heatmap(
+            z=[list(row) for row in ranks],
+            x=[f"L{layer}" for layer in info.layers],
+            y=[short_module_name(m) for m in info.modules],
+            text=text,
+            texttemplate="%{text}",
+            customdata=hover,
+            hovertemplate="%{customdata}<extra></extra>",
+            xgap=2,
+            ygap=2,
+            colorscale=[[0, "#f0f0f0"], [0.001, "#c6dbef"], [1, "#08306b"]],
+            zmin=0,
+            zmax=max([1, *(r or 0 for row in ranks for r in row)]),
+            colorbar={"title": "rank"},
+        )
+    )
     counts = ", ".join(f"{info.count(s)} {s}" for s in ("adapted", "rank reduced", "pruned") if info.count(s))
     figure.update_layout(
         title=f"{info.title}: {'+'.join(info.methods)}; {counts or 'nothing adapted'}",
-        xaxis_title="layer", yaxis_title="module", yaxis={"autorange": "reversed"}, margin={"t": 50},
+        xaxis_title="layer",
+        yaxis_title="module",
+        yaxis={"autorange": "reversed"},
+        margin={"t": 50},
     )
     return figure
 
@@ -123,5 +142,7 @@ def _cell_hover(info: PlanHeatmapInfo, row: int, column: int) -> str:
     if status == "not adapted":
         return f"{where}<br>not adapted"
     kept = "" if info.kept is None else f", kept rank {info.kept[row][column]}"
-    return (f"{where}<br>{status}: planned rank {info.planned[row][column]}{kept}, "
-            f"alpha {info.alphas[row][column]:g}<br>methods: {'+'.join(info.methods)}")
+    return (
+        f"{where}<br>{status}: planned rank {info.planned[row][column]}{kept}, "
+        f"alpha {info.alphas[row][column]:g}<br>methods: {'+'.join(info.methods)}"
+    )

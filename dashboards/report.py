@@ -54,9 +54,13 @@ def report_html(source: RunSource, study: optuna.Study) -> str:
     objectives = source.objectives(study)
     names, directions = objectives.names, objectives.directions
     rows = source.rows(study)
-    figures = [_figure(pareto_figure(pareto_info(rows, names, directions, names[0], names[min(1, len(names) - 1)])),
-                       "pareto"),
-               _figure(hypervolume_figure(hypervolume_info(rows, names, directions)), "hypervolume")]
+    figures = [
+        _figure(
+            pareto_figure(pareto_info(rows, names, directions, names[0], names[min(1, len(names) - 1)])),
+            "pareto",
+        ),
+        _figure(hypervolume_figure(hypervolume_info(rows, names, directions)), "hypervolume"),
+    ]
     if len(names) >= 3:
         figures.append(_figure(parallel_figure(parallel_info(rows, names, directions)), "parallel"))
     trials = [trial_details(source, study, r.number) for r in sorted(rows, key=lambda r: r.number)]
@@ -68,14 +72,17 @@ def report_html(source: RunSource, study: optuna.Study) -> str:
         _trial_table(rows, names),
         *(_trial_section(t) for t in trials if t.plan),
     ]
-    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>autopeft report: "
-            f"{html.escape(study.study_name)}</title><style>{STYLE}</style>"
-            f"<script>{get_plotlyjs()}</script></head><body>{''.join(body)}{CLICK_TO_TRIAL}</body></html>")
+    return (
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>autopeft report: "
+        f"{html.escape(study.study_name)}</title><style>{STYLE}</style>"
+        f"<script>{get_plotlyjs()}</script></head><body>{''.join(body)}{CLICK_TO_TRIAL}</body></html>"
+    )
 
 
 def _figure(figure: go.Figure, div_id: str) -> str:
-    return pio.to_html(figure, include_plotlyjs=False, full_html=False, div_id=div_id,
-                       config={"displaylogo": False})
+    return pio.to_html(
+        figure, include_plotlyjs=False, full_html=False, div_id=div_id, config={"displaylogo": False}
+    )
 
 
 def _trial_table(rows: list[TrialRow], names: tuple[str, ...]) -> str:
@@ -84,8 +91,10 @@ def _trial_table(rows: list[TrialRow], names: tuple[str, ...]) -> str:
     for row in sorted(rows, key=lambda r: r.number):
         values = "".join(f"<td>{row.values[n]:.6g}</td>" if row.values else "<td></td>" for n in names)
         mark = "yes" if row.on_front else ("" if row.feasible else "over budget")
-        lines.append(f"<tr><td><a href='#trial-{row.number}'>{row.number}</a></td><td>{row.state}</td>{values}"
-                     f"<td>{mark}</td><td style='text-align:left'>{html.escape(row.summary)}</td></tr>")
+        lines.append(
+            f"<tr><td><a href='#trial-{row.number}'>{row.number}</a></td><td>{row.state}</td>{values}"
+            f"<td>{mark}</td><td style='text-align:left'>{html.escape(row.summary)}</td></tr>"
+        )
     return f"<h2>Trials</h2><table class='trials'><tr>{head}</tr>{''.join(lines)}</table>"
 
 
@@ -97,15 +106,23 @@ def _trial_section(details: TrialDetails) -> str:
     measured = {**details.values, **details.metrics}
     metrics = "".join(f"<tr><th>{html.escape(k)}</th><td>{v:.6g}</td></tr>" for k, v in measured.items())
     state = details.state + (f" ({html.escape(details.reason)})" if details.reason else "")
-    parts = [f"<section class='trial' id='trial-{number}'><h2>Trial {number}: {state}</h2>",
-             f"<p>{html.escape(details.summary)}</p><table>{metrics}</table>"]
+    parts = [
+        f"<section class='trial' id='trial-{number}'><h2>Trial {number}: {state}</h2>",
+        f"<p>{html.escape(details.summary)}</p><table>{metrics}</table>",
+    ]
     if details.export_command:
         parts.append(f"<p>export:</p><code>{html.escape(details.export_command)}</code>")
-    parts.append('<div class="row">' + f"<div>{_figure(plan, f'plan-{number}')}</div>"
-                 + f"<div>{_figure(curve, f'curve-{number}')}</div></div>")
+    parts.append(
+        '<div class="row">'
+        + f"<div>{_figure(plan, f'plan-{number}')}</div>"
+        + f"<div>{_figure(curve, f'curve-{number}')}</div></div>"
+    )
     audit = load_audit(details.audit_file) if details.audit_file is not None else None
-    parts.append(_audit_part(audit, number) if audit is not None else "<p>No audit computed for this trial; "
-                 f"run <tt>autopeft audit RUN_DIR --trial {number}</tt>.</p>")
+    parts.append(
+        _audit_part(audit, number)
+        if audit is not None
+        else f"<p>No audit computed for this trial; run <tt>autopeft audit RUN_DIR --trial {number}</tt>.</p>"
+    )
     return "".join(parts) + "</section>"
 
 
@@ -114,7 +131,11 @@ def _audit_part(audit: AuditFile, number: int) -> str:
     figures = [_figure(intruder_figure(intruder_info(audit)), f"intruders-{number}")]
     adapted = audit.adapted_matrices
     if adapted:
-        matrix = max(adapted, key=lambda m: ((audit.row(m, "ft") or {}).get("n_intruders") or 0, -adapted.index(m)))
-        figures += [_figure(spectra_figure(spectra_info(audit, matrix)), f"spectra-{number}"),
-                    _figure(entanglement_figure(entanglement_info(audit, matrix)), f"entanglement-{number}")]
+        matrix = max(
+            adapted, key=lambda m: ((audit.row(m, "ft") or {}).get("n_intruders") or 0, -adapted.index(m))
+        )
+        figures += [
+            _figure(spectra_figure(spectra_info(audit, matrix)), f"spectra-{number}"),
+            _figure(entanglement_figure(entanglement_info(audit, matrix)), f"entanglement-{number}"),
+        ]
     return "<h3>Audit</h3><div class='row'>" + "".join(f"<div>{f}</div>" for f in figures) + "</div>"

@@ -71,8 +71,9 @@ class RunSource:
             info = self.run_dir.info()
             return Objectives(tuple(info["objectives"]), tuple(info["directions"]))
         names = study.metric_names or [f"objective {i}" for i in range(len(study.directions))]
-        directions = tuple("maximize" if d == optuna.study.StudyDirection.MAXIMIZE else "minimize"
-                           for d in study.directions)
+        directions = tuple(
+            "maximize" if d == optuna.study.StudyDirection.MAXIMIZE else "minimize" for d in study.directions
+        )
         return Objectives(tuple(names), directions)  # type: ignore[arg-type]
 
     def rows(self, study: optuna.Study) -> list[TrialRow]:
@@ -93,4 +94,3 @@ class RunSource:
         if self.run_dir is None or study.study_name != self.default_study():
             return None
         return self.run_dir.trial_dir(number)
-

@@ -28,14 +28,21 @@ class _QuietRequestHandler(WSGIRequestHandler):
 class DashboardServer:
     """A threaded WSGI server around one dashboard app."""
 
-    def __init__(self, source: RunSource, host: str = "127.0.0.1", port: int = 8050,
-                 token: str | None = None, refresh_seconds: float = 5.0) -> None:
+    def __init__(
+        self,
+        source: RunSource,
+        host: str = "127.0.0.1",
+        port: int = 8050,
+        token: str | None = None,
+        refresh_seconds: float = 5.0,
+    ) -> None:
         self.token = resolve_token(host, token)
         app = create_app(source, refresh_seconds)
         if self.token is not None:
             protect(app.server, self.token)
-        self._server: BaseWSGIServer = make_server(host, port, app.server, threaded=True,
-                                                     request_handler=_QuietRequestHandler)
+        self._server: BaseWSGIServer = make_server(
+            host, port, app.server, threaded=True, request_handler=_QuietRequestHandler
+        )
         self._thread: threading.Thread | None = None
 
     @property
@@ -51,7 +58,9 @@ class DashboardServer:
 
     def start(self) -> DashboardServer:
         """Serve on a background thread (for tests and notebooks); `stop()` ends it."""
-        self._thread = threading.Thread(target=self._server.serve_forever, name="autopeft-dashboard", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="autopeft-dashboard", daemon=True
+        )
         self._thread.start()
         return self
 

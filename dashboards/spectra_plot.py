@@ -36,16 +36,25 @@ def spectra_info(audit: AuditFile, matrix: str) -> SpectraInfo:
     if not adapter:
         raise ConfigError(f"{audit.path}: spectra need an adapter audit; this one compared full checkpoints")
     config = audit.meta.get("config", {})
-    spectra = _spectra(base, str(adapter), matrix, bool(config.get("include_embeddings", False)),
-                       bool(config.get("split_fused", True)))
-    norms = {kind: float(row["spectral_norm"]) for kind in spectra
-             if (row := audit.row(matrix, kind)) is not None and row.get("spectral_norm") is not None}
+    spectra = _spectra(
+        base,
+        str(adapter),
+        matrix,
+        bool(config.get("include_embeddings", False)),
+        bool(config.get("split_fused", True)),
+    )
+    norms = {
+        kind: float(row["spectral_norm"])
+        for kind in spectra
+        if (row := audit.row(matrix, kind)) is not None and row.get("spectral_norm") is not None
+    }
     return SpectraInfo(matrix, spectra, norms)
 
 
 @lru_cache(maxsize=32)
-def _spectra(base: str, adapter: str, matrix: str, include_embeddings: bool,
-             split_fused: bool) -> dict[str, tuple[float, ...]]:
+def _spectra(
+    base: str, adapter: str, matrix: str, include_embeddings: bool, split_fused: bool
+) -> dict[str, tuple[float, ...]]:
     """σ(W0), σ(W0 + s·BA) and σ(s·BA) in fp32; only the base for a matrix the adapter left alone."""
     from autopeft.analysis import open_checkpoint, read_adapter, singular_values
     from autopeft.analysis.adapter import update_factors
@@ -60,11 +69,13 @@ def _spectra(base: str, adapter: str, matrix: str, include_embeddings: bool,
     if update is None:
         return spectra
     B, A = update_factors(loaded, update)
-    B = B[entry.rows[0]:entry.rows[1]] if entry.rows else B
+    B = B[entry.rows[0] : entry.rows[1]] if entry.rows else B
     delta = B.float() @ A.float()
     spectra["ft"] = tuple(singular_values(W0 + delta).tolist())
     S_delta = singular_values(delta)
-    spectra["delta"] = tuple(S_delta[S_delta > 1e-6 * S_delta.max()].tolist())  # drop the exact zeros past rank r
+    spectra["delta"] = tuple(
+        S_delta[S_delta > 1e-6 * S_delta.max()].tolist()
+    )  # drop the exact zeros past rank r
     return spectra
 
 
@@ -73,11 +84,23 @@ def spectra_figure(info: SpectraInfo) -> go.Figure:
     figure = go.Figure()
     labels = {"base": "base W0", "ft": "fine-tuned Wt", "delta": "update ΔW"}
     for kind, values in info.spectra.items():
-        figure.add_trace(go.Scatter(x=list(range(1, len(values) + 1)), y=list(values), mode="lines",
-                                    name=labels[kind], line={"color": KIND_COLOURS[kind]}))
+        figure.add_trace(
+            go.Scatter(
+                x=list(range(1, len(values) + 1)),
+                y=list(values),
+                mode="lines",
+                name=labels[kind],
+                line={"color": KIND_COLOURS[kind]},
+            )
+        )
     for kind, norm in info.audited_norms.items():
         figure.add_hline(y=norm, line={"color": KIND_COLOURS[kind], "dash": "dot", "width": 1})
-    figure.update_layout(title=f"Singular values of {info.matrix}<br><sup>dotted: the audit's spectral norms</sup>",
-                         xaxis_title="index i", yaxis_title="σ_i", yaxis_type="log", margin={"t": 50},
-                         legend={"orientation": "h", "y": -0.2})
+    figure.update_layout(
+        title=f"Singular values of {info.matrix}<br><sup>dotted: the audit's spectral norms</sup>",
+        xaxis_title="index i",
+        yaxis_title="σ_i",
+        yaxis_type="log",
+        margin={"t": 50},
+        legend={"orientation": "h", "y": -0.2},
+    )
     return figure

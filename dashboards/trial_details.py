@@ -56,12 +56,18 @@ def trial_details(source: RunSource, study: optuna.Study, number: int) -> TrialD
     values = dict(zip(names, trial.values, strict=True)) if trial.values else {}
     adapter_config = _adapter_config(folder)
     return TrialDetails(
-        number=number, state=trial.state.name.lower(), reason=str(trial.user_attrs.get("reason", "")),
-        values=values, metrics=dict((stored or {}).get("metrics") or trial.user_attrs.get("metrics", {})),
-        summary=str(trial.user_attrs.get("plan_summary", "")), constraints=dict(trial.constraints),
-        plan=_plan(trial, folder), adapter_config=adapter_config,
+        number=number,
+        state=trial.state.name.lower(),
+        reason=str(trial.user_attrs.get("reason", "")),
+        values=values,
+        metrics=dict((stored or {}).get("metrics") or trial.user_attrs.get("metrics", {})),
+        summary=str(trial.user_attrs.get("plan_summary", "")),
+        constraints=dict(trial.constraints),
+        plan=_plan(trial, folder),
+        adapter_config=adapter_config,
         curve=list((stored or {}).get("curve") or trial.user_attrs.get("curve", [])),
-        method_reports=dict((stored or {}).get("methods", {})), folder=folder,
+        method_reports=dict((stored or {}).get("methods", {})),
+        folder=folder,
         export_command=_export_command(folder, number) if adapter_config is not None else "",
     )
 

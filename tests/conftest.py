@@ -24,14 +24,29 @@ VOCAB = 30522  # MiniLM's tokenizer, shared by the tiny models
 
 
 def tiny_bert_config() -> BertConfig:
-    return BertConfig(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                      intermediate_size=64, max_position_embeddings=128, num_labels=2)
+    return BertConfig(
+        vocab_size=VOCAB,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        num_labels=2,
+    )
 
 
 def tiny_llama_config() -> LlamaConfig:
-    return LlamaConfig(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                       num_key_value_heads=2, intermediate_size=64, max_position_embeddings=128, num_labels=2,
-                       pad_token_id=0)
+    return LlamaConfig(
+        vocab_size=VOCAB,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        num_labels=2,
+        pad_token_id=0,
+    )
 
 
 @pytest.fixture
@@ -63,7 +78,9 @@ def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tiny_llama_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A saved tiny random LLaMA classifier folder (read-only for tests)."""
     torch.manual_seed(0)
-    return _save_tiny(LlamaForSequenceClassification(tiny_llama_config()), tmp_path_factory.mktemp("tiny_llama"))
+    return _save_tiny(
+        LlamaForSequenceClassification(tiny_llama_config()), tmp_path_factory.mktemp("tiny_llama")
+    )
 
 
 @pytest.fixture(scope="session")
@@ -77,10 +94,10 @@ def write_space(folder: Path, model: str | Path, trials: int = 4, **overrides: s
     """A small demo-task search space for `model`, trained for a handful of steps."""
     sections = {
         "budget": "budget: {train_examples: 64, dev_examples: 64, steps: 6, max_length: 24, batch_size: 8, "
-                  "learning_rate: 0.002, evaluations: 2}",
+        "learning_rate: 0.002, evaluations: 2}",
         "objectives": "objectives: [{name: task_metric}, {name: trainable_parameters}]",
         "dimensions": "dimensions:\n  layers: {mode: per_layer}\n  modules: [query, value]\n"
-                      "  rank: {choices: [0, 2, 4], share: module_type}",
+        "  rank: {choices: [0, 2, 4], share: module_type}",
         "sampler": "sampler: {name: random}",
     }
     sections.update(overrides)

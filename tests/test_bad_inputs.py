@@ -13,8 +13,11 @@ from tests.conftest import write_space
 
 
 def _snapshot(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -26,20 +29,32 @@ def existing_run(tmp_path_factory: pytest.TempPathFactory, tiny_bert_dir: Path) 
     return folder / "run"
 
 
-
-
 SPACE_CASES: dict[str, tuple[str, str]] = {
     # name: (YAML text with MODEL placeholder, expected message fragment)
     "invalid_yaml": ("model: MODEL\ntask: {name: demo\n", r"bad.yaml: line \d+: invalid YAML"),
     "not_a_mapping": ("- model\n- task\n", "bad.yaml: expected a mapping of keys"),
-    "unknown_key": ("VALID\ncolour: blue\n", "bad.yaml: colour: unknown key; remove it or check its spelling"),
-    "negative_rank": ("VALID", r"bad.yaml: dimensions.rank.choices: .*choices\[1\]: expected an integer >= 0"),
+    "unknown_key": (
+        "VALID\ncolour: blue\n",
+        "bad.yaml: colour: unknown key; remove it or check its spelling",
+    ),
+    "negative_rank": (
+        "VALID",
+        r"bad.yaml: dimensions.rank.choices: .*choices\[1\]: expected an integer >= 0",
+    ),
     "unknown_objective": ("VALID", r"bad.yaml: objectives\[1\].name: .*expected one of \["),
-    "unknown_method": ("VALID\nmethods: {warp: {}}\n", "bad.yaml: methods: unknown method 'warp'; expected one of"),
+    "unknown_method": (
+        "VALID\nmethods: {warp: {}}\n",
+        "bad.yaml: methods: unknown method 'warp'; expected one of",
+    ),
     "module_not_in_model": ("VALID", r"bad.yaml: dimensions.modules\[1\]: .*module 'q_proj' matches none"),
-    "too_many_top_layers": ("VALID", r"bad.yaml: dimensions.layers.top_choices: expected counts <= 2 .*got 5"),
-    "missing_dimensions": ("model: MODEL\ntask: {name: demo}\nobjectives: [{name: task_metric}]\n",
-                           "bad.yaml: dimensions: required key is missing"),
+    "too_many_top_layers": (
+        "VALID",
+        r"bad.yaml: dimensions.layers.top_choices: expected counts <= 2 .*got 5",
+    ),
+    "missing_dimensions": (
+        "model: MODEL\ntask: {name: demo}\nobjectives: [{name: task_metric}]\n",
+        "bad.yaml: dimensions: required key is missing",
+    ),
     "glue_without_path": ("VALID", "bad.yaml: task: task 'sst2' needs 'path'"),
     "glue_path_missing": ("VALID", "task.path: .*nowhere does not exist"),
     "model_folder_without_config": ("VALID", "expected a Hugging Face model folder with config.json"),
@@ -88,51 +103,82 @@ def test_bad_search_space_exits_2_and_leaves_the_run_untouched(
 ) -> None:
     space = _bad_space(tmp_path, case, tiny_bert_dir)
     _, pattern = SPACE_CASES[case]
-    _assert_exit_2(["search", str(space), "--out", str(existing_run), "--study", "space", "--quiet"],
-                   pattern, existing_run, capsys)
+    _assert_exit_2(
+        ["search", str(space), "--out", str(existing_run), "--study", "space", "--quiet"],
+        pattern,
+        existing_run,
+        capsys,
+    )
 
 
 def test_missing_space_file(existing_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    _assert_exit_2(["search", "nope.yaml", "--out", str(existing_run)],
-                   "nope.yaml: file not found; expected a search-space YAML file", existing_run, capsys)
+    _assert_exit_2(
+        ["search", "nope.yaml", "--out", str(existing_run)],
+        "nope.yaml: file not found; expected a search-space YAML file",
+        existing_run,
+        capsys,
+    )
 
 
 def test_resume_with_a_different_space_is_refused(
     tmp_path: Path, tiny_bert_dir: Path, existing_run: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     space = write_space(tmp_path, tiny_bert_dir, sampler="sampler: {name: tpe}")
-    _assert_exit_2(["search", str(space), "--out", str(existing_run), "--study", "space"],
-                   "space.yaml: the run was started with a different search space", existing_run, capsys)
+    _assert_exit_2(
+        ["search", str(space), "--out", str(existing_run), "--study", "space"],
+        "space.yaml: the run was started with a different search space",
+        existing_run,
+        capsys,
+    )
 
 
 def test_resume_under_another_study_name_is_refused(
     tmp_path: Path, tiny_bert_dir: Path, existing_run: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     space = write_space(tmp_path, tiny_bert_dir)
-    _assert_exit_2(["search", str(space), "--out", str(existing_run), "--study", "other"],
-                   "run.json: study: holds study 'space', not 'other'", existing_run, capsys)
+    _assert_exit_2(
+        ["search", str(space), "--out", str(existing_run), "--study", "other"],
+        "run.json: study: holds study 'space', not 'other'",
+        existing_run,
+        capsys,
+    )
 
 
-def test_show_of_a_missing_run_directory(tmp_path: Path, existing_run: Path,
-                                         capsys: pytest.CaptureFixture[str]) -> None:
-    _assert_exit_2(["show", str(tmp_path / "nothing")], "nothing: run directory not found", existing_run, capsys)
+def test_show_of_a_missing_run_directory(
+    tmp_path: Path, existing_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _assert_exit_2(
+        ["show", str(tmp_path / "nothing")], "nothing: run directory not found", existing_run, capsys
+    )
 
 
-def test_show_of_a_folder_that_is_not_a_run(tmp_path: Path, existing_run: Path,
-                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_show_of_a_folder_that_is_not_a_run(
+    tmp_path: Path, existing_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     _assert_exit_2(["show", str(tmp_path)], "not a run directory; expected run.json", existing_run, capsys)
 
 
-def test_export_of_an_unknown_trial(tmp_path: Path, existing_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    _assert_exit_2(["export", str(existing_run), "--trial", "9", "--out", str(tmp_path / "x")],
-                   r"--trial 9: no such trial; expected one of \[0, 1\]", existing_run, capsys)
+def test_export_of_an_unknown_trial(
+    tmp_path: Path, existing_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _assert_exit_2(
+        ["export", str(existing_run), "--trial", "9", "--out", str(tmp_path / "x")],
+        r"--trial 9: no such trial; expected one of \[0, 1\]",
+        existing_run,
+        capsys,
+    )
 
 
-def test_export_into_a_non_empty_folder(tmp_path: Path, existing_run: Path,
-                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_export_into_a_non_empty_folder(
+    tmp_path: Path, existing_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     (tmp_path / "taken.txt").write_text("mine")
-    _assert_exit_2(["export", str(existing_run), "--trial", "0", "--out", str(tmp_path)],
-                   "exists and is not empty", existing_run, capsys)
+    _assert_exit_2(
+        ["export", str(existing_run), "--trial", "0", "--out", str(tmp_path)],
+        "exists and is not empty",
+        existing_run,
+        capsys,
+    )
     assert (tmp_path / "taken.txt").read_text() == "mine"
 
 

@@ -67,23 +67,34 @@ def test_rank_zero_modules_are_left_out_and_patterns_use_escaped_full_names(tiny
 def test_per_module_ranks_reach_the_built_modules(tiny_llama: nn.Module) -> None:
     layout = ModelLayout.from_model(tiny_llama)
     plan = _plan_over(layout, RANK_RULES["mixed"])
-    peft_model = get_peft_model(tiny_llama, LoraConfig(task_type="SEQ_CLS", **plan.lora_config_kwargs(layout)))
-    built = {name.removeprefix("base_model.model."): module.r["default"]
-             for name, module in peft_model.named_modules() if hasattr(module, "r") and isinstance(module.r, dict)}
+    peft_model = get_peft_model(
+        tiny_llama, LoraConfig(task_type="SEQ_CLS", **plan.lora_config_kwargs(layout))
+    )
+    built = {
+        name.removeprefix("base_model.model."): module.r["default"]
+        for name, module in peft_model.named_modules()
+        if hasattr(module, "r") and isinstance(module.r, dict)
+    }
     expected = {layout.find(a.layer, a.module).name: a.rank for a in plan.adapted}
     assert built == expected
 
 
 def test_json_round_trip_keeps_the_plan() -> None:
-    plan = PeftPlan(adapters=(ModuleAdapter(layer=0, module="attention.self.query", rank=4, alpha=8),),
-                    dropout=0.1, use_rslora=True, init="gaussian")
+    plan = PeftPlan(
+        adapters=(ModuleAdapter(layer=0, module="attention.self.query", rank=4, alpha=8),),
+        dropout=0.1,
+        use_rslora=True,
+        init="gaussian",
+    )
     assert PeftPlan.from_json(plan.to_json()) == plan
 
 
 def test_module_missing_from_the_model_is_named(tiny_bert: nn.Module) -> None:
     layout = ModelLayout.from_model(tiny_bert, "tiny-bert")
     plan = PeftPlan(adapters=(ModuleAdapter(layer=1, module="attention.self.qkv", rank=4, alpha=8),))
-    with pytest.raises(PlanError, match=r"adapters\[0\]: tiny-bert: layer 1 has no module 'attention.self.qkv'"):
+    with pytest.raises(
+        PlanError, match=r"adapters\[0\]: tiny-bert: layer 1 has no module 'attention.self.qkv'"
+    ):
         plan.validate_for(layout)
 
 
@@ -103,9 +114,13 @@ def test_plan_without_any_rank_is_rejected(tiny_bert: nn.Module) -> None:
 
 def test_unknown_method_lists_the_known_ones(tiny_bert: nn.Module) -> None:
     layout = ModelLayout.from_model(tiny_bert)
-    plan = PeftPlan(adapters=(ModuleAdapter(layer=0, module="attention.self.query", rank=2, alpha=4),),
-                    methods={"warp_drive": {}})
-    with pytest.raises(UnknownMethodError, match="methods.warp_drive: unknown method 'warp_drive'; expected one of"):
+    plan = PeftPlan(
+        adapters=(ModuleAdapter(layer=0, module="attention.self.query", rank=2, alpha=4),),
+        methods={"warp_drive": {}},
+    )
+    with pytest.raises(
+        UnknownMethodError, match="methods.warp_drive: unknown method 'warp_drive'; expected one of"
+    ):
         plan.validate_for(layout)
 
 
@@ -113,7 +128,9 @@ def test_duplicate_entries_and_bad_values_name_their_key() -> None:
     entry = {"layer": 0, "module": "q", "rank": 2, "alpha": 4}
     with pytest.raises(PlanError, match="each \\(layer, module\\) once"):
         PeftPlan.from_dict({"adapters": [entry, entry]})
-    with pytest.raises(PlanError, match=r"plan.json: adapters\[0\].rank: .*greater than or equal to 0, got -1"):
+    with pytest.raises(
+        PlanError, match=r"plan.json: adapters\[0\].rank: .*greater than or equal to 0, got -1"
+    ):
         PeftPlan.from_json('{"adapters": [{"layer": 0, "module": "q", "rank": -1, "alpha": 4}]}')
     with pytest.raises(PlanError, match="plan.json: not valid JSON"):
         PeftPlan.from_json("{adapters")
@@ -129,9 +146,11 @@ def test_plan_from_a_newer_version_warns_and_names_the_ignored_keys() -> None:
 
 
 def test_summary_names_layers_and_ranks() -> None:
-    plan = PeftPlan(adapters=(
-        ModuleAdapter(layer=2, module="attention.self.query", rank=4, alpha=8),
-        ModuleAdapter(layer=3, module="attention.self.query", rank=8, alpha=8),
-        ModuleAdapter(layer=3, module="intermediate.dense", rank=0, alpha=8),
-    ))
+    plan = PeftPlan(
+        adapters=(
+            ModuleAdapter(layer=2, module="attention.self.query", rank=4, alpha=8),
+            ModuleAdapter(layer=3, module="attention.self.query", rank=8, alpha=8),
+            ModuleAdapter(layer=3, module="intermediate.dense", rank=0, alpha=8),
+        )
+    )
     assert plan.summary() == "lora L2-3 query:r4-8"

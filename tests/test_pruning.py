@@ -20,14 +20,17 @@ from autopeft.pruning_layout import PruningShape
 from autopeft.pruning_masks import install_masks
 
 BERT_SHAPE = PruningShape("bert", num_layers=2, num_heads=4, num_kv_heads=4, head_dim=8, intermediate_size=64)
-LLAMA_SHAPE = PruningShape("llama", num_layers=2, num_heads=4, num_kv_heads=2, head_dim=8,
-                           intermediate_size=64)
+LLAMA_SHAPE = PruningShape(
+    "llama", num_layers=2, num_heads=4, num_kv_heads=2, head_dim=8, intermediate_size=64
+)
 # Layer 0 loses a third of its neurons (every third one); layer 1 keeps its FFN whole.
 THIRD = tuple(range(0, 64, 3))
 BERT_PLAN = PruningPlan(BERT_SHAPE, pruned_heads=((1,), (0, 3)), pruned_neurons=(THIRD, ()))
 LLAMA_PLAN = PruningPlan(LLAMA_SHAPE, pruned_heads=((1,), ()), pruned_neurons=(THIRD, ()))
-LORA_TARGETS = {"bert": ["query", "key", "value", "dense"],
-                "llama": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]}
+LORA_TARGETS = {
+    "bert": ["query", "key", "value", "dense"],
+    "llama": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+}
 
 
 def padded_batch() -> dict[str, torch.Tensor]:
@@ -56,8 +59,9 @@ def masked_logits(model: nn.Module, plan: PruningPlan) -> torch.Tensor:
 def lora(model: nn.Module, family: str) -> nn.Module:
     """LoRA on every projection, with random non-zero B so that the adapter changes the outputs."""
     torch.manual_seed(2)
-    config = LoraConfig(r=4, lora_alpha=8, target_modules=LORA_TARGETS[family], init_lora_weights=False,
-                        task_type="SEQ_CLS")
+    config = LoraConfig(
+        r=4, lora_alpha=8, target_modules=LORA_TARGETS[family], init_lora_weights=False, task_type="SEQ_CLS"
+    )
     return get_peft_model(model, config)
 
 
@@ -122,8 +126,13 @@ def test_pretrained_minilm_pruned_at_default_ratios_equals_masked(minilm: nn.Mod
     shape = PruningShape.from_model(model)
     assert shape == PruningShape("bert", 6, 12, 12, 32, 1536)
     scores = torch.Generator().manual_seed(3)
-    plan = plan_pruning(shape, torch.rand(6, 12, generator=scores), torch.rand(6, 1536, generator=scores),
-                        head_ratio=1 / 3, ffn_ratio=1 / 3)
+    plan = plan_pruning(
+        shape,
+        torch.rand(6, 12, generator=scores),
+        torch.rand(6, 1536, generator=scores),
+        head_ratio=1 / 3,
+        ffn_ratio=1 / 3,
+    )
     assert [len(heads) for heads in plan.pruned_heads] == [4] * 6  # 12 heads: quantile at the 4th lowest
     assert abs(sum(map(len, plan.pruned_neurons)) - 9216 / 3) <= 1
     expected = masked_logits(model, plan)
@@ -144,10 +153,12 @@ def test_sliced_lora_on_pruned_model_equals_masked_lora_model(
 
 
 def test_lora_slices_follow_the_plan() -> None:
-    state = {"base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight": torch.zeros(32, 4),
-             "base_model.model.model.layers.0.self_attn.o_proj.lora_A.weight": torch.zeros(4, 32),
-             "base_model.model.model.layers.0.mlp.down_proj.lora_B.weight": torch.zeros(32, 4),
-             "base_model.model.model.layers.1.mlp.up_proj.lora_B.default.weight": torch.zeros(64, 4)}
+    state = {
+        "base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight": torch.zeros(32, 4),
+        "base_model.model.model.layers.0.self_attn.o_proj.lora_A.weight": torch.zeros(4, 32),
+        "base_model.model.model.layers.0.mlp.down_proj.lora_B.weight": torch.zeros(32, 4),
+        "base_model.model.model.layers.1.mlp.up_proj.lora_B.default.weight": torch.zeros(64, 4),
+    }
     shapes = [tuple(t.shape) for t in slice_lora_state(state, LLAMA_PLAN).values()]
     assert shapes == [(16, 4), (4, 16), (32, 4), (64, 4)]
 
@@ -235,30 +246,52 @@ def test_peft_wrapped_model_is_rejected(tiny_bert: nn.Module) -> None:
         apply_pruning(lora(tiny_bert, "bert"), BERT_PLAN)
 
 
-@pytest.mark.parametrize(("data", "message"), [
-    ({**BERT_PLAN.to_dict(), "pruned_heads": [[1], [0, 1, 2, 3]]},
-     r"^pruning plan: pruned_heads\[1\]: expected at most 3 of 4 removed$"),
-    ({**BERT_PLAN.to_dict(), "pruned_neurons": [[64], []]},
-     r"^pruning plan: pruned_neurons\[0\]: expected sorted distinct indices in 0..63, got \[64\]$"),
-    ({**BERT_PLAN.to_dict(), "extra": 1},
-     r"^pruning plan: expected keys \['pruned_heads', 'pruned_neurons', 'shape'\], got \['extra', "),
-    ({**BERT_PLAN.to_dict(), "shape": {**BERT_PLAN.to_dict()["shape"], "num_kv_heads": 3}},
-     r"^pruning plan: num_heads: expected a multiple of num_kv_heads \(3\), got 4$"),
-])
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (
+            {**BERT_PLAN.to_dict(), "pruned_heads": [[1], [0, 1, 2, 3]]},
+            r"^pruning plan: pruned_heads\[1\]: expected at most 3 of 4 removed$",
+        ),
+        (
+            {**BERT_PLAN.to_dict(), "pruned_neurons": [[64], []]},
+            r"^pruning plan: pruned_neurons\[0\]: expected sorted distinct indices in 0..63, got \[64\]$",
+        ),
+        (
+            {**BERT_PLAN.to_dict(), "extra": 1},
+            r"^pruning plan: expected keys \['pruned_heads', 'pruned_neurons', 'shape'\], got \['extra', ",
+        ),
+        (
+            {**BERT_PLAN.to_dict(), "shape": {**BERT_PLAN.to_dict()["shape"], "num_kv_heads": 3}},
+            r"^pruning plan: num_heads: expected a multiple of num_kv_heads \(3\), got 4$",
+        ),
+    ],
+)
 def test_malformed_plan_is_rejected(data: dict, message: str) -> None:
     with pytest.raises(PlanError, match=message):
         PruningPlan.from_dict(data)
 
 
-@pytest.mark.parametrize(("arguments", "message"), [
-    ({"head_ratio": 1.0}, r"^plan_pruning: head_ratio: expected a value in \[0, 1\), got 1.0$"),
-    ({"ffn_scope": "blockwise"},
-     r"^plan_pruning: ffn_scope: expected one of \['layerwise', 'global'\], got 'blockwise'$"),
-    ({"head_scores": torch.ones(2, 2)},
-     r"^plan_pruning: head_scores: expected shape \[2, 4\], got \[2, 2\]$"),
-])
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"head_ratio": 1.0}, r"^plan_pruning: head_ratio: expected a value in \[0, 1\), got 1.0$"),
+        (
+            {"ffn_scope": "blockwise"},
+            r"^plan_pruning: ffn_scope: expected one of \['layerwise', 'global'\], got 'blockwise'$",
+        ),
+        (
+            {"head_scores": torch.ones(2, 2)},
+            r"^plan_pruning: head_scores: expected shape \[2, 4\], got \[2, 2\]$",
+        ),
+    ],
+)
 def test_bad_pruning_arguments_are_rejected(arguments: dict, message: str) -> None:
-    call = {"head_scores": torch.ones(2, 4), "ffn_scores": torch.ones(2, 64), "head_ratio": 0.25,
-            "ffn_ratio": 0.25}
+    call = {
+        "head_scores": torch.ones(2, 4),
+        "ffn_scores": torch.ones(2, 64),
+        "head_ratio": 0.25,
+        "ffn_ratio": 0.25,
+    }
     with pytest.raises(PlanError, match=message):
         plan_pruning(BERT_SHAPE, **{**call, **arguments})

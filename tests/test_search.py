@@ -46,7 +46,9 @@ def test_study_has_the_spaces_directions_and_every_trial_attribute(minilm_run: t
         assert set(trial.user_attrs) >= {"plan", "plan_summary", "artifact_dir", "trainable_parameters"}
         if trial.state == optuna.trial.TrialState.COMPLETE:
             assert trial.values[1] == trial.user_attrs["trainable_parameters"]
-            assert (run / trial.user_attrs["artifact_dir"] / "adapter" / "adapter_model.safetensors").is_file()
+            assert (
+                run / trial.user_attrs["artifact_dir"] / "adapter" / "adapter_model.safetensors"
+            ).is_file()
 
 
 def test_rerunning_to_six_trials_adds_exactly_two(minilm_run: tuple[Path, Path], tmp_path: Path) -> None:
@@ -59,12 +61,14 @@ def test_rerunning_to_six_trials_adds_exactly_two(minilm_run: tuple[Path, Path],
     study = RunDirectory(copy).load_study()
     assert [t.number for t in study.trials] == [0, 1, 2, 3, 4, 5]
     plans = [json.dumps(t.user_attrs["plan"], sort_keys=True) for t in study.trials]
-    assert plans[:4] == [json.dumps(t.user_attrs["plan"], sort_keys=True)
-                         for t in RunDirectory(run).load_study().trials]
+    assert plans[:4] == [
+        json.dumps(t.user_attrs["plan"], sort_keys=True) for t in RunDirectory(run).load_study().trials
+    ]
 
 
-def test_exported_adapter_reproduces_the_trials_dev_predictions(minilm_run: tuple[Path, Path],
-                                                                tmp_path: Path) -> None:
+def test_exported_adapter_reproduces_the_trials_dev_predictions(
+    minilm_run: tuple[Path, Path], tmp_path: Path
+) -> None:
     space_path, run = minilm_run
     study = RunDirectory(run).load_study()
     number = next(t.number for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE)
@@ -81,8 +85,9 @@ def test_exported_adapter_reproduces_the_trials_dev_predictions(minilm_run: tupl
     assert predictions == json.loads((run / "trials" / str(number) / "predictions.json").read_text())
 
 
-def test_show_prints_the_front_as_json_and_table(minilm_run: tuple[Path, Path],
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_show_prints_the_front_as_json_and_table(
+    minilm_run: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
     _, run = minilm_run
     assert main(["show", str(run), "--json", "--all"]) == 0
     rows = json.loads(capsys.readouterr().out)
@@ -95,13 +100,20 @@ def test_show_prints_the_front_as_json_and_table(minilm_run: tuple[Path, Path],
 
 
 def test_ctrl_c_leaves_the_study_consistent_and_resumes(tmp_path: Path, tiny_bert_dir: Path) -> None:
-    space = write_space(tmp_path, tiny_bert_dir, trials=3, budget=(
-        "budget: {train_examples: 64, dev_examples: 32, steps: 400, max_length: 24, batch_size: 8, evaluations: 2}"),
-        dimensions="dimensions:\n  modules: [query, value]\n  rank: {choices: [2, 4]}")
+    space = write_space(
+        tmp_path,
+        tiny_bert_dir,
+        trials=3,
+        budget=(
+            "budget: {train_examples: 64, dev_examples: 32, steps: 400, max_length: 24, batch_size: 8, evaluations: 2}"
+        ),
+        dimensions="dimensions:\n  modules: [query, value]\n  rank: {choices: [2, 4]}",
+    )
     run = tmp_path / "run"
     command = [sys.executable, "-m", "autopeft", "search", str(space), "--out", str(run), "--quiet"]
-    process = subprocess.Popen(command, cwd=REPO, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    process = subprocess.Popen(
+        command, cwd=REPO, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+    )
     deadline = time.time() + 120
     while not (run / "trials" / "0" / "plan.json").exists() and time.time() < deadline:
         time.sleep(0.2)
@@ -114,9 +126,15 @@ def test_ctrl_c_leaves_the_study_consistent_and_resumes(tmp_path: Path, tiny_ber
     assert study.trials[-1].user_attrs["reason"] == "interrupted"
     short = space.read_text().replace("steps: 400", "steps: 4")
     space.write_text(short)
-    assert main(["search", str(space), "--out", str(run), "--quiet", "--study", "space"]) == 2  # space changed
+    assert (
+        main(["search", str(space), "--out", str(run), "--quiet", "--study", "space"]) == 2
+    )  # space changed
     space.write_text(short.replace("steps: 4", "steps: 400"))
-    process = subprocess.run(command + ["--trials", "1"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    process = subprocess.run(
+        command + ["--trials", "1"], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
     assert process.returncode == 0, process.stderr
-    counted = [t for t in RunDirectory(run).load_study().trials if t.user_attrs.get("reason") != "interrupted"]
+    counted = [
+        t for t in RunDirectory(run).load_study().trials if t.user_attrs.get("reason") != "interrupted"
+    ]
     assert len(counted) == 1 and counted[0].state == optuna.trial.TrialState.COMPLETE

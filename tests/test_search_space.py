@@ -36,14 +36,18 @@ def test_shipped_spaces_parse(name: str) -> None:
     assert space.directions[0] == "maximize" and "trainable_parameters" in space.objective_names
 
 
-@pytest.mark.parametrize(("share", "expected_params"), [
-    ("global", {"rank"}),
-    ("module_type", {"rank.query", "rank.value"}),
-    ("layer", {"rank.L0", "rank.L1"}),
-    ("layer_module", {"rank.L0.query", "rank.L0.value", "rank.L1.query", "rank.L1.value"}),
-])
-def test_rank_sharing_granularity_sets_the_dimensions(share: str, expected_params: set[str],
-                                                      tiny_bert: nn.Module) -> None:
+@pytest.mark.parametrize(
+    ("share", "expected_params"),
+    [
+        ("global", {"rank"}),
+        ("module_type", {"rank.query", "rank.value"}),
+        ("layer", {"rank.L0", "rank.L1"}),
+        ("layer_module", {"rank.L0.query", "rank.L0.value", "rank.L1.query", "rank.L1.value"}),
+    ],
+)
+def test_rank_sharing_granularity_sets_the_dimensions(
+    share: str, expected_params: set[str], tiny_bert: nn.Module
+) -> None:
     layout = ModelLayout.from_model(tiny_bert)
     study = optuna.create_study(directions=["maximize", "minimize"], sampler=optuna.samplers.RandomSampler(0))
     trial = study.ask()
@@ -70,7 +74,11 @@ def test_per_layer_selection_turns_whole_layers_off(tiny_bert: nn.Module) -> Non
 
 
 def test_module_that_the_model_lacks_names_file_and_key(tiny_bert: nn.Module) -> None:
-    space = SearchSpace.from_yaml(BASE.replace("LAYERS", "all").replace("SHARE", "global")
-                                  .replace("[query, value]", "[query, q_proj]"), "spaces/x.yaml")
-    with pytest.raises(ConfigError, match=r"spaces/x.yaml: dimensions.modules\[1\]: .*module 'q_proj' matches none"):
+    space = SearchSpace.from_yaml(
+        BASE.replace("LAYERS", "all").replace("SHARE", "global").replace("[query, value]", "[query, q_proj]"),
+        "spaces/x.yaml",
+    )
+    with pytest.raises(
+        ConfigError, match=r"spaces/x.yaml: dimensions.modules\[1\]: .*module 'q_proj' matches none"
+    ):
         space.check_against(ModelLayout.from_model(tiny_bert))

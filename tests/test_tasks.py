@@ -41,7 +41,9 @@ def test_metrics_match_known_answers() -> None:
     labels, predictions = [1, 1, 0, 0, 1], [1, 0, 0, 1, 1]
     assert accuracy(labels, predictions) == pytest.approx(0.6)
     assert f1(labels, predictions) == pytest.approx(2 * 2 / (2 * 2 + 1 + 1))
-    assert matthews_correlation(labels, predictions) == pytest.approx((2 * 1 - 1 * 1) / (3 * 3 * 2 * 2) ** 0.5)
+    assert matthews_correlation(labels, predictions) == pytest.approx(
+        (2 * 1 - 1 * 1) / (3 * 3 * 2 * 2) ** 0.5
+    )
     assert matthews_correlation([1, 0], [1, 1]) == 0.0
 
 
@@ -51,10 +53,18 @@ def _write(folder: Path, name: str, text: str, encoding: str = "utf-8") -> None:
 
 
 def test_glue_readers_follow_each_tasks_columns(tmp_path: Path) -> None:
-    _write(tmp_path / "MRPC", "train.tsv", 'Quality\t#1 ID\t#2 ID\t#1 String\t#2 String\n1\t1\t2\tHe said "hi"\tHi\n0\t3\t4\tA\tB\n',
-           encoding="utf-8-sig")
-    _write(tmp_path / "MRPC", "dev.tsv", "Quality\t#1 ID\t#2 ID\t#1 String\t#2 String\n1\t5\t6\tC\tD\n",
-           encoding="utf-8-sig")
+    _write(
+        tmp_path / "MRPC",
+        "train.tsv",
+        'Quality\t#1 ID\t#2 ID\t#1 String\t#2 String\n1\t1\t2\tHe said "hi"\tHi\n0\t3\t4\tA\tB\n',
+        encoding="utf-8-sig",
+    )
+    _write(
+        tmp_path / "MRPC",
+        "dev.tsv",
+        "Quality\t#1 ID\t#2 ID\t#1 String\t#2 String\n1\t5\t6\tC\tD\n",
+        encoding="utf-8-sig",
+    )
     mrpc = load_task(TaskConfig(name="mrpc", path="MRPC"), tmp_path)
     assert mrpc.train[0] == (('He said "hi"', "Hi"), 1) and mrpc.metric == "f1"
     _write(tmp_path / "CoLA", "train.tsv", "gj04\t1\t\tThe cat sat.\ngj04\t0\t*\tCat the sat.\n")
@@ -69,7 +79,9 @@ def test_glue_readers_follow_each_tasks_columns(tmp_path: Path) -> None:
 def test_glue_file_with_an_unknown_label_names_file_and_line(tmp_path: Path) -> None:
     _write(tmp_path / "SST-2", "train.tsv", "sentence\tlabel\ngood \t1\nbad \t7\n")
     _write(tmp_path / "SST-2", "dev.tsv", "sentence\tlabel\nok \t1\n")
-    with pytest.raises(ConfigError, match=r"SST-2/train.tsv: line 3: expected a label in \['0', '1'\], got '7'"):
+    with pytest.raises(
+        ConfigError, match=r"SST-2/train.tsv: line 3: expected a label in \['0', '1'\], got '7'"
+    ):
         load_task(TaskConfig(name="sst2", path="SST-2"), tmp_path)
 
 
@@ -77,8 +89,13 @@ def test_csv_and_jsonl_files_with_a_column_mapping(tmp_path: Path) -> None:
     (tmp_path / "train.csv").write_text("review,stars\ngreat,pos\nawful,neg\n")
     rows = [{"review": "fine", "stars": "pos"}]
     (tmp_path / "dev.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
-    config = TaskConfig(name="file", train_file="train.csv", dev_file="dev.jsonl", text_columns=("review",),
-                        label_column="stars")
+    config = TaskConfig(
+        name="file",
+        train_file="train.csv",
+        dev_file="dev.jsonl",
+        text_columns=("review",),
+        label_column="stars",
+    )
     task = load_task(config, tmp_path)
     assert task.labels == ("neg", "pos") and task.train == ((("great",), 1), (("awful",), 0))
     assert task.dev == ((("fine",), 1),)
@@ -88,5 +105,7 @@ def test_file_missing_a_column_names_the_column(tmp_path: Path) -> None:
     (tmp_path / "train.csv").write_text("text,label\na,1\n")
     (tmp_path / "dev.csv").write_text("body,label\na,1\n")
     config = TaskConfig(name="file", train_file="train.csv", dev_file="dev.csv")
-    with pytest.raises(ConfigError, match=r"dev.csv: record 1: expected column 'text', found \['body', 'label'\]"):
+    with pytest.raises(
+        ConfigError, match=r"dev.csv: record 1: expected column 'text', found \['body', 'label'\]"
+    ):
         load_task(config, tmp_path)

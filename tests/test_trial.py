@@ -14,13 +14,25 @@ from autopeft.search_space import BudgetConfig
 from autopeft.task import TaskConfig
 from autopeft.trial import TrialSpec, run_trial
 
-BUDGET = BudgetConfig(train_examples=64, dev_examples=32, steps=6, max_length=24, batch_size=8,
-                      learning_rate=2e-3, evaluations=3)
+BUDGET = BudgetConfig(
+    train_examples=64,
+    dev_examples=32,
+    steps=6,
+    max_length=24,
+    batch_size=8,
+    learning_rate=2e-3,
+    evaluations=3,
+)
 
 
 def _plan(modules: tuple[str, ...], rank: int = 4) -> PeftPlan:
-    return PeftPlan(adapters=tuple(ModuleAdapter(layer=layer, module=m, rank=rank, alpha=2 * rank)
-                                   for layer in range(2) for m in modules))
+    return PeftPlan(
+        adapters=tuple(
+            ModuleAdapter(layer=layer, module=m, rank=rank, alpha=2 * rank)
+            for layer in range(2)
+            for m in modules
+        )
+    )
 
 
 def test_trial_on_tiny_llama_completes_with_every_objective(tiny_llama_dir: Path, tmp_path: Path) -> None:
@@ -28,8 +40,13 @@ def test_trial_on_tiny_llama_completes_with_every_objective(tiny_llama_dir: Path
     spec = TrialSpec(str(tiny_llama_dir), TaskConfig(name="demo"), BUDGET)
     result = run_trial(_plan(("self_attn.q_proj", "mlp.down_proj")), spec, reporter, tmp_path)
     assert result.state == "complete", result.reason
-    assert set(result.metrics) >= {"task_metric", "trainable_parameters", "peak_memory_mb",
-                                   "train_tokens_per_second", "wall_seconds"}
+    assert set(result.metrics) >= {
+        "task_metric",
+        "trainable_parameters",
+        "peak_memory_mb",
+        "train_tokens_per_second",
+        "wall_seconds",
+    }
     assert 0.0 <= result.metrics["task_metric"] <= 1.0
     assert result.metrics["peak_memory_mb"] > 50 and result.metrics["train_tokens_per_second"] > 0
     assert [step for step, _ in reporter.reports] == [2, 4, 6]
@@ -37,7 +54,8 @@ def test_trial_on_tiny_llama_completes_with_every_objective(tiny_llama_dir: Path
     assert len(result.dev_predictions) == 32
     config = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
     assert sorted(config["target_modules"]) == sorted(
-        f"model.layers.{layer}.{m}" for layer in range(2) for m in ("self_attn.q_proj", "mlp.down_proj"))
+        f"model.layers.{layer}.{m}" for layer in range(2) for m in ("self_attn.q_proj", "mlp.down_proj")
+    )
 
 
 def test_trial_is_reproducible_with_its_seed(tiny_bert_dir: Path, tmp_path: Path) -> None:
@@ -65,10 +83,16 @@ def test_nan_loss_fails_the_trial_with_its_reason(tiny_bert_dir: Path, tmp_path:
     broken = tmp_path / "broken_model"
     shutil.copytree(tiny_bert_dir, broken)
     weights = load_file(broken / "model.safetensors")
-    weights["bert.embeddings.LayerNorm.weight"] = torch.full_like(weights["bert.embeddings.LayerNorm.weight"], float("nan"))
+    weights["bert.embeddings.LayerNorm.weight"] = torch.full_like(
+        weights["bert.embeddings.LayerNorm.weight"], float("nan")
+    )
     save_file(weights, broken / "model.safetensors", metadata={"format": "pt"})
-    result = run_trial(_plan(("attention.self.query",)), TrialSpec(str(broken), TaskConfig(name="demo"), BUDGET),
-                       RecordingReporter(), tmp_path / "trial")
+    result = run_trial(
+        _plan(("attention.self.query",)),
+        TrialSpec(str(broken), TaskConfig(name="demo"), BUDGET),
+        RecordingReporter(),
+        tmp_path / "trial",
+    )
     assert result.state == "failed"
     assert result.reason == "TrialFailure: loss became nan at step 0; lower the learning rate"
 

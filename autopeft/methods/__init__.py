@@ -45,4 +45,21 @@ def budget_plan(plan: PeftPlan) -> PeftPlan:
     return plan
 
 
-__all__ = ["METHODS", "budget_plan", "configured_controllers", "MethodConfig", "MethodController", "TrainingContext", "controller_class"]
+def expected_share(plan: PeftPlan) -> float:
+    """The share of `budget_plan(plan)`'s trainable parameters expected after training (Light-PEFT prunes)."""
+    share = 1.0
+    for cls, config in configured_controllers(plan):
+        share *= cls.expected_share(config)
+    return share
+
+
+__all__ = [
+    "METHODS",
+    "budget_plan",
+    "configured_controllers",
+    "expected_share",
+    "MethodConfig",
+    "MethodController",
+    "TrainingContext",
+    "controller_class",
+]

@@ -60,8 +60,9 @@ class AdaloraController(MethodController):
     config: AdaloraConfig
 
     @classmethod
-    def peft_config(cls, config: MethodConfig, plan: PeftPlan, layout: ModelLayout,
-                    total_steps: int) -> AdaLoraConfig:
+    def peft_config(
+        cls, config: MethodConfig, plan: PeftPlan, layout: ModelLayout, total_steps: int
+    ) -> AdaLoraConfig:
         assert isinstance(config, AdaloraConfig)
         lora = plan.lora_config_kwargs(layout)
         init_r, target_r = _ranks(config, plan)
@@ -69,10 +70,20 @@ class AdaloraController(MethodController):
         tfinal = max(1, round(config.final_fraction * total_steps))
         tinit = min(round(config.initial_fraction * total_steps), max(0, total_steps - tfinal - 1))
         return AdaLoraConfig(
-            task_type="SEQ_CLS", target_modules=lora["target_modules"], modules_to_save=lora["modules_to_save"],
-            init_r=init_r, target_r=target_r, lora_alpha=first.alpha / first.rank * init_r,
-            lora_dropout=plan.dropout, tinit=tinit, tfinal=tfinal, deltaT=config.allocation_interval,
-            beta1=config.beta1, beta2=config.beta2, orth_reg_weight=config.orth_reg_weight, total_step=total_steps,
+            task_type="SEQ_CLS",
+            target_modules=lora["target_modules"],
+            modules_to_save=lora["modules_to_save"],
+            init_r=init_r,
+            target_r=target_r,
+            lora_alpha=first.alpha / first.rank * init_r,
+            lora_dropout=plan.dropout,
+            tinit=tinit,
+            tfinal=tfinal,
+            deltaT=config.allocation_interval,
+            beta1=config.beta1,
+            beta2=config.beta2,
+            orth_reg_weight=config.orth_reg_weight,
+            total_step=total_steps,
         )
 
     @classmethod
@@ -81,8 +92,12 @@ class AdaloraController(MethodController):
         assert isinstance(config, AdaloraConfig)
         _, target_r = _ranks(config, plan)
         first = plan.adapted[0]
-        adapters = tuple(a.model_copy(update={"rank": target_r, "alpha": first.alpha / first.rank * target_r})
-                         if a.rank > 0 else a for a in plan.adapters)
+        adapters = tuple(
+            a.model_copy(update={"rank": target_r, "alpha": first.alpha / first.rank * target_r})
+            if a.rank > 0
+            else a
+            for a in plan.adapters
+        )
         return plan.model_copy(update={"adapters": adapters})
 
     def setup(self, context: TrainingContext) -> None:
@@ -99,11 +114,16 @@ class AdaloraController(MethodController):
     def finish(self) -> Mapping[str, Any]:
         ranks = self.final_ranks()
         peft_config = self.model.peft_config[_ADAPTER]
-        return {"final_ranks": ranks, "total_rank": sum(ranks.values()),
-                "target_total_rank": peft_config.target_r * len(ranks), "init_r": peft_config.init_r}
+        return {
+            "final_ranks": ranks,
+            "total_rank": sum(ranks.values()),
+            "target_total_rank": peft_config.target_r * len(ranks),
+            "init_r": peft_config.init_r,
+        }
 
-    def final_adapter(self, model: PeftModel, plan: PeftPlan,
-                      layout: ModelLayout) -> tuple[PeftModel, PeftPlan]:
+    def final_adapter(
+        self, model: PeftModel, plan: PeftPlan, layout: ModelLayout
+    ) -> tuple[PeftModel, PeftPlan]:
         return adalora_to_lora(model, plan, layout)
 
 
@@ -114,12 +134,21 @@ def adalora_to_lora(model: PeftModel, plan: PeftPlan, layout: ModelLayout) -> tu
     """
     layers = _adalora_layers(model)
     weights = {name: _lora_factors(module) for name, module in layers.items()}
-    final_plan = _plan_from_ranks(plan, layout, {n: a.shape[0] for n, (a, _, _) in weights.items()},
-                                  {n: s for n, (_, _, s) in weights.items()})
-    head = {name.removeprefix("base_model.model."): module.modules_to_save[_ADAPTER].state_dict()
-            for name, module in model.named_modules() if isinstance(module, ModulesToSaveWrapper)}
+    final_plan = _plan_from_ranks(
+        plan,
+        layout,
+        {n: a.shape[0] for n, (a, _, _) in weights.items()},
+        {n: s for n, (_, _, s) in weights.items()},
+    )
+    head = {
+        name.removeprefix("base_model.model."): module.modules_to_save[_ADAPTER].state_dict()
+        for name, module in model.named_modules()
+        if isinstance(module, ModulesToSaveWrapper)
+    }
     base = model.unload()
-    lora_model = get_peft_model(base, LoraConfig(task_type="SEQ_CLS", **final_plan.lora_config_kwargs(layout)))
+    lora_model = get_peft_model(
+        base, LoraConfig(task_type="SEQ_CLS", **final_plan.lora_config_kwargs(layout))
+    )
     with torch.no_grad():
         for name, module in lora_model.named_modules():
             short = name.removeprefix("base_model.model.")
@@ -132,8 +161,11 @@ def adalora_to_lora(model: PeftModel, plan: PeftPlan, layout: ModelLayout) -> tu
 
 
 def _adalora_layers(model: torch.nn.Module) -> dict[str, AdaLoraLayer]:
-    return {name.removeprefix("base_model.model."): module for name, module in model.named_modules()
-            if isinstance(module, AdaLoraLayer)}
+    return {
+        name.removeprefix("base_model.model."): module
+        for name, module in model.named_modules()
+        if isinstance(module, AdaLoraLayer)
+    }
 
 
 def _kept(module: AdaLoraLayer) -> torch.Tensor:
@@ -150,8 +182,9 @@ def _lora_factors(module: AdaLoraLayer) -> tuple[torch.Tensor, torch.Tensor, flo
     return a, b, float(scaling)
 
 
-def _plan_from_ranks(plan: PeftPlan, layout: ModelLayout, ranks: Mapping[str, int],
-                     scalings: Mapping[str, float]) -> PeftPlan:
+def _plan_from_ranks(
+    plan: PeftPlan, layout: ModelLayout, ranks: Mapping[str, int], scalings: Mapping[str, float]
+) -> PeftPlan:
     """The plan with each module at its kept rank and alpha = s·r, so alpha/r keeps AdaLoRA's scaling."""
     adapters = []
     for adapter in plan.adapters:

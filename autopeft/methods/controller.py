@@ -5,9 +5,10 @@
 `after_backward` (clipped grads present), `after_step` (weights updated, grads still present),
 and `finish` once, which returns what the method learned for the trial's metrics.
 
-Besides the step hooks, a controller may run a phase before the main training (`prepare`), replace the peft config the plan builds (`peft_config`, AdaLoRA),
-state the plan whose parameters count against the budget (`budget_plan`), and hand back a plain LoRA model to
-save at the end (`final_adapter`). Generic code asks these hooks and never branches on a method's name.
+Besides the step hooks, a controller may run a phase before the main training (`prepare`: DiffoRA, Light-PEFT),
+replace the peft config the plan builds (`peft_config`: AdaLoRA), state the plan whose parameters count against
+the budget (`budget_plan`) and the share of it expected to remain (`expected_share`), hand back a plain LoRA model to save at the end (`final_adapter`) and add files next
+to the adapter (`artifacts`). Generic code asks these hooks and never branches on a method's name.
 """
 
 from __future__ import annotations
@@ -68,8 +69,9 @@ class MethodController(abc.ABC):
         self.config = config
 
     @classmethod
-    def peft_config(cls, config: MethodConfig, plan: PeftPlan, layout: ModelLayout,
-                    total_steps: int) -> PeftConfig | None:
+    def peft_config(
+        cls, config: MethodConfig, plan: PeftPlan, layout: ModelLayout, total_steps: int
+    ) -> PeftConfig | None:
         """The peft config to build instead of the plan's LoRA config, or None to keep LoRA."""
         return None
 
@@ -77,6 +79,12 @@ class MethodController(abc.ABC):
     def budget_plan(cls, config: MethodConfig, plan: PeftPlan) -> PeftPlan:
         """The plan whose trainable parameters count against the budget before training (the final size)."""
         return plan
+
+    @classmethod
+    def expected_share(cls, config: MethodConfig) -> float:
+        """The share of the budget plan's trainable parameters expected to remain after training (1 unless the
+        method prunes the adapter by ratios decided during the trial); the sampler's cost estimate."""
+        return 1.0
 
     def prepare(self, plan: PeftPlan, runner: PhaseRunner) -> Preparation | None:
         """Run a phase before the main training and return the model to train from then on, or None.
@@ -102,8 +110,9 @@ class MethodController(abc.ABC):
     def finish(self) -> Mapping[str, Any]:
         """Called once after training; returns what the method learned (ranks, importances), JSON-ready."""
 
-    def final_adapter(self, model: PeftModel, plan: PeftPlan,
-                      layout: ModelLayout) -> tuple[PeftModel, PeftPlan] | None:
+    def final_adapter(
+        self, model: PeftModel, plan: PeftPlan, layout: ModelLayout
+    ) -> tuple[PeftModel, PeftPlan] | None:
         """A plain LoRA model equivalent to the trained one, with its plan, or None to save `model` as is."""
         return None
 

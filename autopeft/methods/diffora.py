@@ -42,11 +42,17 @@ class DifforaConfig(MethodConfig):
 
     enabled: bool = Field(default=True, description="Select modules with DiffoRA before training.")
     rho: float = Field(default=0.5, gt=0, le=1, description="Kept fraction of the candidate modules.")
-    scope: Literal["global", "layer"] = Field(default="global", description="Rank the gates globally or per layer.")
-    steps: int | None = Field(default=None, ge=1, description="Selection steps; default 10 % of the trial's steps.")
+    scope: Literal["global", "layer"] = Field(
+        default="global", description="Rank the gates globally or per layer."
+    )
+    steps: int | None = Field(
+        default=None, ge=1, description="Selection steps; default 10 % of the trial's steps."
+    )
     gate: Literal["sigmoid", "softmax"] = "sigmoid"
     gate_lr: float = Field(default=1e-3, gt=0, description="Adam learning rate of the gate logits.")
-    held_out_fraction: float = Field(default=0.1, gt=0, lt=1, description="Training share used for gate steps.")
+    held_out_fraction: float = Field(
+        default=0.1, gt=0, lt=1, description="Training share used for gate steps."
+    )
     selection: Literal["gates", "random"] = Field(default="gates", description="random = the control arm.")
     fold_gate: bool = Field(default=True, description="Fold each kept gate into its B when inheriting.")
 
@@ -73,7 +79,9 @@ class DifforaController(MethodController):
         kept_plan = _keep_only(plan, layout, set(self.selected))
         self.inherited = self._inherited_weights(supernet, values)
         self.gates.remove()
-        model, kept_layout = apply_plan(runner.load_base(), kept_plan, runner.budget.total_steps(), runner.model_name)
+        model, kept_layout = apply_plan(
+            runner.load_base(), kept_plan, runner.budget.total_steps(), runner.model_name
+        )
         _load_inherited(model, self.inherited)
         self.gate_values = values
         return Preparation(model, kept_layout, kept_plan, steps_used=steps)
@@ -110,8 +118,11 @@ class DifforaController(MethodController):
         kept = []
         for names in groups.values():
             count = max(1, round(self.config.rho * len(names)))
-            ranked = rng.sample(names, len(names)) if self.config.selection == "random" else sorted(
-                names, key=lambda n: -values[n])
+            ranked = (
+                rng.sample(names, len(names))
+                if self.config.selection == "random"
+                else sorted(names, key=lambda n: -values[n])
+            )
             kept.extend(ranked[:count])
         return sorted(kept)
 
@@ -134,9 +145,14 @@ class DifforaController(MethodController):
         return None
 
     def finish(self) -> Mapping[str, Any]:
-        return {"selected": self.selected, "gates": self.gate_values, "selection": self.config.selection,
-                "scope": self.config.scope, "gate_steps": self.gate_steps,
-                "note": "DiffoRA reconstruction (no public code); see autopeft/methods/diffora.py"}
+        return {
+            "selected": self.selected,
+            "gates": self.gate_values,
+            "selection": self.config.selection,
+            "scope": self.config.scope,
+            "gate_steps": self.gate_steps,
+            "note": "DiffoRA reconstruction (no public code); see autopeft/methods/diffora.py",
+        }
 
 
 class _Gates(torch.nn.Module):
@@ -146,10 +162,17 @@ class _Gates(torch.nn.Module):
         super().__init__()
         self.kind = kind
         self.learning = False
-        self.names = [n.removeprefix("base_model.model.") for n, m in model.named_modules() if isinstance(m, LoraLayer)]
-        self.logits = torch.nn.ParameterDict({_key(n): torch.nn.Parameter(torch.zeros(())) for n in self.names})
-        self.hooks = [module.lora_B[_ADAPTER].register_forward_hook(self._hook(n.removeprefix("base_model.model.")))
-                      for n, module in model.named_modules() if isinstance(module, LoraLayer)]
+        self.names = [
+            n.removeprefix("base_model.model.") for n, m in model.named_modules() if isinstance(m, LoraLayer)
+        ]
+        self.logits = torch.nn.ParameterDict(
+            {_key(n): torch.nn.Parameter(torch.zeros(())) for n in self.names}
+        )
+        self.hooks = [
+            module.lora_B[_ADAPTER].register_forward_hook(self._hook(n.removeprefix("base_model.model.")))
+            for n, module in model.named_modules()
+            if isinstance(module, LoraLayer)
+        ]
 
     def values(self) -> dict[str, torch.Tensor]:
         """gamma per module: sigmoid(a), or M·softmax(a) over the modules of each layer (mean gate 1)."""
@@ -170,6 +193,7 @@ class _Gates(torch.nn.Module):
         def scale(module: torch.nn.Module, inputs: Any, output: torch.Tensor) -> torch.Tensor:
             gate = self.values()[name]
             return output * (gate if self.learning else gate.detach())
+
         return scale
 
     def remove(self) -> None:
@@ -182,8 +206,10 @@ def _key(name: str) -> str:
 
 
 def _keep_only(plan: PeftPlan, layout: Any, kept: set[str]) -> PeftPlan:
-    adapters = tuple(a if layout.find(a.layer, a.module).name in kept else a.model_copy(update={"rank": 0})
-                     for a in plan.adapters)
+    adapters = tuple(
+        a if layout.find(a.layer, a.module).name in kept else a.model_copy(update={"rank": 0})
+        for a in plan.adapters
+    )
     return plan.model_copy(update={"adapters": adapters})
 
 
@@ -195,7 +221,9 @@ def _load_inherited(model: PeftModel, inherited: Mapping[str, torch.Tensor]) -> 
                 module.lora_A[_ADAPTER].weight.copy_(inherited[f"{short}.lora_A"])
                 module.lora_B[_ADAPTER].weight.copy_(inherited[f"{short}.lora_B"])
             if isinstance(module, ModulesToSaveWrapper):
-                head = {k.split(".head.", 1)[1]: v for k, v in inherited.items() if k.startswith(f"{short}.head.")}
+                head = {
+                    k.split(".head.", 1)[1]: v for k, v in inherited.items() if k.startswith(f"{short}.head.")
+                }
                 module.modules_to_save[_ADAPTER].load_state_dict(head)
 
 

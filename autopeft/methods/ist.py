@@ -28,10 +28,18 @@ from autopeft.model_layout import block_index
 class IstConfig(MethodConfig):
     """IST's knobs; the search ranges of METHODS.md §2 apply."""
 
-    mode: Literal["ist", "rst", "off"] = Field(default="ist", description="ist, rst (uniform sampling) or off.")
-    active_layer_ratio: float = Field(default=0.25, gt=0, le=1, description="rho_u: blocks trainable per step.")
-    suppressed_ratio: float = Field(default=0.5, gt=0, lt=1, description="rho_s: blocks suppressed per roll-out.")
-    suppression_factor: float = Field(default=0.25, ge=0, lt=1, description="lambda_s: scale of suppressed ones.")
+    mode: Literal["ist", "rst", "off"] = Field(
+        default="ist", description="ist, rst (uniform sampling) or off."
+    )
+    active_layer_ratio: float = Field(
+        default=0.25, gt=0, le=1, description="rho_u: blocks trainable per step."
+    )
+    suppressed_ratio: float = Field(
+        default=0.5, gt=0, lt=1, description="rho_s: blocks suppressed per roll-out."
+    )
+    suppression_factor: float = Field(
+        default=0.25, ge=0, lt=1, description="lambda_s: scale of suppressed ones."
+    )
     rollouts: int = Field(default=3, ge=1, description="K: roll-outs per importance update.")
     score_learning_rate: float = Field(default=10.0, gt=0, description="eta: step size of the score update.")
     update_interval: int = Field(default=10, ge=1, description="T_u: optimizer steps between updates.")
@@ -58,15 +66,18 @@ class IstController(MethodController):
     def setup(self, context: TrainingContext) -> None:
         self.model = context.model
         self.blocks = _adapter_blocks(context.model)
-        self.parameters = {b: [p for m in mods for p in _adapter_parameters(m) if p.requires_grad]
-                           for b, mods in self.blocks.items()}
+        self.parameters = {
+            b: [p for m in mods for p in _adapter_parameters(m) if p.requires_grad]
+            for b, mods in self.blocks.items()
+        }
         self.order = sorted(self.blocks)
         self.scores = torch.zeros(len(self.order), dtype=torch.float64)
         self.active_counts = [0] * len(self.order)
         self.active: list[int] = []
         self.generator = torch.Generator().manual_seed(context.seed + 1)
         self.rollout_batches: Iterator[dict[str, torch.Tensor]] = context.batches(
-            self.config.rollout_batch_size, context.seed + 7)
+            self.config.rollout_batch_size, context.seed + 7
+        )
         self.updates = 0
 
     @property
@@ -83,7 +94,9 @@ class IstController(MethodController):
 
     def _resample_active_blocks(self) -> None:
         weights = torch.sigmoid(-self.scores) if self.config.mode == "ist" else torch.ones(len(self.order))
-        picked = torch.multinomial(weights.float(), self.active_count, replacement=False, generator=self.generator)
+        picked = torch.multinomial(
+            weights.float(), self.active_count, replacement=False, generator=self.generator
+        )
         self.active = sorted(self.order[i] for i in picked.tolist())
         for block, parameters in self.parameters.items():
             for parameter in parameters:
@@ -118,7 +131,9 @@ class IstController(MethodController):
         """Indices of `size` blocks drawn with weights sigmoid(u), redrawn (a few times) if already used."""
         weights = torch.sigmoid(self.scores).float()
         for _ in range(10):
-            subset = sorted(torch.multinomial(weights, size, replacement=False, generator=self.generator).tolist())
+            subset = sorted(
+                torch.multinomial(weights, size, replacement=False, generator=self.generator).tolist()
+            )
             if subset not in earlier:
                 break
         return subset

@@ -49,11 +49,17 @@ class LightPeftConfig(MethodConfig):
     """Light-PEFT's knobs; the ratios are the shares pruned (METHODS.md §5 tables)."""
 
     enabled: bool = Field(default=True, description="Prune base and adapter after a short estimation phase.")
-    head_ratio: float = Field(default=1 / 3, ge=0, lt=1, description="rho_attn: share of heads pruned per layer.")
+    head_ratio: float = Field(
+        default=1 / 3, ge=0, lt=1, description="rho_attn: share of heads pruned per layer."
+    )
     ffn_ratio: float = Field(default=1 / 3, ge=0, lt=1, description="rho_ffn: share of FFN neurons pruned.")
-    module_ratio: float = Field(default=0.75, ge=0, lt=1, description="rho_mod: share of adapter modules dropped.")
+    module_ratio: float = Field(
+        default=0.75, ge=0, lt=1, description="rho_mod: share of adapter modules dropped."
+    )
     rank_ratio: float = Field(default=0.5, ge=0, lt=1, description="rho_rank: share of kept ranks dropped.")
-    estimation_steps: int | None = Field(default=None, ge=2, description="Phase E steps; default 5 % of the trial.")
+    estimation_steps: int | None = Field(
+        default=None, ge=2, description="Phase E steps; default 5 % of the trial."
+    )
     head_scope: Literal["layerwise", "global"] = "layerwise"
     ffn_scope: Literal["layerwise", "global"] = "global"
     l1: float = Field(default=1e-4, ge=0, description="lambda_1, weight of the mask L1 penalty.")
@@ -70,14 +76,26 @@ class LightPeftController(MethodController):
     incompatible_with: ClassVar[frozenset[str]] = frozenset({"adalora", "diffora"})
     config: LightPeftConfig
 
+    @classmethod
+    def expected_share(cls, config: MethodConfig) -> float:
+        """Kept modules times kept ranks; head and FFN pruning shrink the kept adapters a little more."""
+        assert isinstance(config, LightPeftConfig)
+        return (1 - config.module_ratio) * (1 - config.rank_ratio) if config.enabled else 1.0
+
     def prepare(self, plan: PeftPlan, runner: PhaseRunner) -> Preparation:
         steps = self.config.estimation_steps or max(2, round(0.05 * runner.budget.total_steps()))
         self.estimation_steps = steps
         self.estimation, self.estimation_cached = self._estimation(plan, runner, steps)
         base = runner.load_base()
-        self.pruning_plan = plan_pruning(PruningShape.from_model(base), self.estimation["head_scores"],
-                                         self.estimation["ffn_scores"], self.config.head_ratio,
-                                         self.config.ffn_ratio, self.config.head_scope, self.config.ffn_scope)
+        self.pruning_plan = plan_pruning(
+            PruningShape.from_model(base),
+            self.estimation["head_scores"],
+            self.estimation["ffn_scores"],
+            self.config.head_ratio,
+            self.config.ffn_ratio,
+            self.config.head_scope,
+            self.config.ffn_scope,
+        )
         apply_pruning(base, self.pruning_plan)
         kept_ranks = self._kept_ranks()
         kept_plan = _plan_with_ranks(plan, ModelLayout.from_model(runner.load_base()), kept_ranks)
@@ -88,7 +106,11 @@ class LightPeftController(MethodController):
 
     def _estimation(self, plan: PeftPlan, runner: PhaseRunner, steps: int) -> tuple[dict[str, Any], bool]:
         """Phase E's outputs, from the run's cache when an identical estimation ran before."""
-        folder = runner.cache_dir / "light_peft" / self._cache_key(plan, runner, steps) if runner.cache_dir else None
+        folder = (
+            runner.cache_dir / "light_peft" / self._cache_key(plan, runner, steps)
+            if runner.cache_dir
+            else None
+        )
         if folder is not None and (folder / "estimation.safetensors").is_file():
             return _read_estimation(folder), True
         estimation = _Estimation(plan, runner, self.config, steps).run()
@@ -98,10 +120,17 @@ class LightPeftController(MethodController):
 
     def _cache_key(self, plan: PeftPlan, runner: PhaseRunner, steps: int) -> str:
         """Everything phase E depends on (METHODS.md §5 "When"); the ratios and scopes are not part of it."""
-        inputs = {"model": runner.model_name, "adapters": [a.model_dump() for a in plan.adapted],
-                  "dropout": plan.dropout, "l1": self.config.l1, "mask_lr": self.config.mask_lr_multiplier,
-                  "steps": steps, "seed": runner.seed, "budget": runner.budget.model_dump(),
-                  "data": hashlib.sha256(repr(runner.train_split.features[:64]).encode()).hexdigest()}
+        inputs = {
+            "model": runner.model_name,
+            "adapters": [a.model_dump() for a in plan.adapted],
+            "dropout": plan.dropout,
+            "l1": self.config.l1,
+            "mask_lr": self.config.mask_lr_multiplier,
+            "steps": steps,
+            "seed": runner.seed,
+            "budget": runner.budget.model_dump(),
+            "data": hashlib.sha256(repr(runner.train_split.features[:64]).encode()).hexdigest(),
+        }
         return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:20]
 
     def _kept_ranks(self) -> dict[str, list[int]]:
@@ -110,8 +139,10 @@ class LightPeftController(MethodController):
         kept = _above_quantile(modules, self.config.module_ratio)
         ranks = {name: self.estimation["rank_importance"][name] for name in kept}
         threshold = _quantile(torch.cat(list(ranks.values())), self.config.rank_ratio)
-        kept_ranks = {name: [i for i, v in enumerate(values.tolist()) if threshold is None or v > threshold]
-                      for name, values in ranks.items()}
+        kept_ranks = {
+            name: [i for i, v in enumerate(values.tolist()) if threshold is None or v > threshold]
+            for name, values in ranks.items()
+        }
         kept_ranks = {name: indices for name, indices in kept_ranks.items() if indices}
         if not kept_ranks:  # every rank tied at the threshold: keep the best module at its best rank
             best = max(ranks, key=lambda n: float(modules[n]))
@@ -154,25 +185,47 @@ class _Estimation(MethodController):
         model, _ = apply_plan(runner.load_base(), self.plan, self.steps, runner.model_name)
         model.to(runner.device)
         masks = install_masks(model)
-        self.layers = {n.removeprefix(_PREFIX): m for n, m in model.named_modules() if isinstance(m, LoraLayer)}
+        self.layers = {
+            n.removeprefix(_PREFIX): m for n, m in model.named_modules() if isinstance(m, LoraLayer)
+        }
         hooks = self._install_ratio_hooks(model)
         weights = [p for p in model.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW([
-            {"params": weights, "lr": runner.budget.learning_rate},
-            {"params": masks.parameters(), "lr": runner.budget.learning_rate * self.config.mask_lr_multiplier,
-             "weight_decay": 0.0}])
-        runner.train(model, optimizer, self.steps, runner.batches(runner.budget.batch_size, runner.seed + 5),
-                     controllers=[self], extra_loss=lambda: self.config.l1 * masks.l1())
+        optimizer = torch.optim.AdamW(
+            [
+                {"params": weights, "lr": runner.budget.learning_rate},
+                {
+                    "params": masks.parameters(),
+                    "lr": runner.budget.learning_rate * self.config.mask_lr_multiplier,
+                    "weight_decay": 0.0,
+                },
+            ]
+        )
+        runner.train(
+            model,
+            optimizer,
+            self.steps,
+            runner.batches(runner.budget.batch_size, runner.seed + 5),
+            controllers=[self],
+            extra_loss=lambda: self.config.l1 * masks.l1(),
+        )
         for hook in hooks:
             hook.remove()
         masks.remove()
         denominator = max(self.counted_steps, 1)
         return {
-            "head_scores": masks.head_scores().cpu(), "ffn_scores": masks.ffn_scores().cpu(),
-            "module_importance": {n: torch.tensor(s / denominator).nan_to_num(0.0) for n, s in self.module_sums.items()},
-            "rank_importance": {n: (s / denominator).nan_to_num(0.0).cpu() for n, s in self.rank_sums.items()},
-            "lora_state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()
-                           if "lora_" in k or "modules_to_save" in k},
+            "head_scores": masks.head_scores().cpu(),
+            "ffn_scores": masks.ffn_scores().cpu(),
+            "module_importance": {
+                n: torch.tensor(s / denominator).nan_to_num(0.0) for n, s in self.module_sums.items()
+            },
+            "rank_importance": {
+                n: (s / denominator).nan_to_num(0.0).cpu() for n, s in self.rank_sums.items()
+            },
+            "lora_state": {
+                k: v.detach().cpu().clone()
+                for k, v in model.state_dict().items()
+                if "lora_" in k or "modules_to_save" in k
+            },
         }
 
     def _install_ratio_hooks(self, model: PeftModel) -> list[Any]:
@@ -185,18 +238,27 @@ class _Estimation(MethodController):
         hooks = [model.register_forward_pre_hook(keep_mask, with_kwargs=True)]
         for name, layer in self.layers.items():
             outputs: dict[str, torch.Tensor] = {}
-            hooks.append(layer.base_layer.register_forward_hook(
-                lambda m, i, o, outputs=outputs: outputs.__setitem__("base", o.detach())))
-            hooks.append(layer.lora_B[_ADAPTER].register_forward_hook(
-                lambda m, i, o, outputs=outputs, name=name, layer=layer: self._ratio(
-                    name, o.detach() * layer.scaling[_ADAPTER], outputs["base"], stash.get("mask"))))
+            hooks.append(
+                layer.base_layer.register_forward_hook(
+                    lambda m, i, o, outputs=outputs: outputs.__setitem__("base", o.detach())
+                )
+            )
+            hooks.append(
+                layer.lora_B[_ADAPTER].register_forward_hook(
+                    lambda m, i, o, outputs=outputs, name=name, layer=layer: self._ratio(
+                        name, o.detach() * layer.scaling[_ADAPTER], outputs["base"], stash.get("mask")
+                    )
+                )
+            )
         return hooks
 
     def _ratio(self, name: str, lora: torch.Tensor, base: torch.Tensor, mask: torch.Tensor | None) -> None:
         if not torch.is_grad_enabled():
             return
         ratio = lora.float().norm(dim=-1) / base.float().norm(dim=-1).clamp_min(1e-12)
-        weights = mask.to(ratio.dtype) if mask is not None and mask.shape == ratio.shape else torch.ones_like(ratio)
+        weights = (
+            mask.to(ratio.dtype) if mask is not None and mask.shape == ratio.shape else torch.ones_like(ratio)
+        )
         self.ratios.setdefault(name, []).append(float((ratio * weights).sum() / weights.sum()))
 
     def setup(self, context: TrainingContext) -> None:
@@ -242,8 +304,9 @@ def _plan_with_ranks(plan: PeftPlan, layout: ModelLayout, kept: Mapping[str, lis
     return plan.model_copy(update={"adapters": tuple(adapters)})
 
 
-def _load_sliced(model: PeftModel, estimation: Mapping[str, Any], pruning: PruningPlan,
-                 kept: Mapping[str, list[int]]) -> None:
+def _load_sliced(
+    model: PeftModel, estimation: Mapping[str, Any], pruning: PruningPlan, kept: Mapping[str, list[int]]
+) -> None:
     """Phase-E weights sliced to the pruned base (rows/columns) and to the kept ranks, plus the trained head."""
     state = slice_lora_state(estimation["lora_state"], pruning)
     target = model.state_dict()
@@ -278,6 +341,10 @@ def _read_estimation(folder: Path) -> dict[str, Any]:
     def prefixed(prefix: str) -> dict[str, torch.Tensor]:
         return {k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)}
 
-    return {"head_scores": tensors["head_scores"], "ffn_scores": tensors["ffn_scores"],
-            "module_importance": {n: v.reshape(()) for n, v in prefixed("module::").items()},
-            "rank_importance": prefixed("rank::"), "lora_state": prefixed("state::")}
+    return {
+        "head_scores": tensors["head_scores"],
+        "ffn_scores": tensors["ffn_scores"],
+        "module_importance": {n: v.reshape(()) for n, v in prefixed("module::").items()},
+        "rank_importance": prefixed("rank::"),
+        "lora_state": prefixed("state::"),
+    }

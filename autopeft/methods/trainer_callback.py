@@ -30,42 +30,54 @@ class ControllerCallback(TrainerCallback):
 
     def __init__(self, plan: PeftPlan) -> None:
         self.controllers: dict[str, MethodController] = {
-            key: cls(config) for key, (cls, config) in zip(plan.methods, configured_controllers(plan), strict=True)
+            key: cls(config)
+            for key, (cls, config) in zip(plan.methods, configured_controllers(plan), strict=True)
         }
         self.reports: dict[str, dict[str, Any]] = {}
 
-    def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
-                       **kwargs: Any) -> None:
+    def on_train_begin(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
         device = args.device
         loader = kwargs["train_dataloader"]
         context = TrainingContext(
-            model=kwargs["model"], optimizer=kwargs["optimizer"], total_steps=state.max_steps,
-            batches=lambda size, seed: _cycle(loader, device), device=device, seed=args.seed,
+            model=kwargs["model"],
+            optimizer=kwargs["optimizer"],
+            total_steps=state.max_steps,
+            batches=lambda size, seed: _cycle(loader, device),
+            device=device,
+            seed=args.seed,
         )
         for controller in self.controllers.values():
             controller.setup(context)
 
-    def on_step_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
-                      **kwargs: Any) -> None:
+    def on_step_begin(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
         for controller in self.controllers.values():
             controller.before_step(state.global_step)
 
-    def on_pre_optimizer_step(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
-                              **kwargs: Any) -> None:
+    def on_pre_optimizer_step(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
         for controller in self.controllers.values():
             controller.after_backward(state.global_step)
 
-    def on_optimizer_step(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
-                          **kwargs: Any) -> None:
+    def on_optimizer_step(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
         for controller in self.controllers.values():
             controller.after_step(state.global_step)
 
-    def on_train_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
-                     **kwargs: Any) -> None:
+    def on_train_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
         self.reports = {key: dict(controller.finish()) for key, controller in self.controllers.items()}
 
 
-def _cycle(loader: Iterable[dict[str, torch.Tensor]], device: torch.device) -> Iterator[dict[str, torch.Tensor]]:
+def _cycle(
+    loader: Iterable[dict[str, torch.Tensor]], device: torch.device
+) -> Iterator[dict[str, torch.Tensor]]:
     """The Trainer's own batches, endlessly, on `device` (roll-out batches use the training batch size)."""
     while True:
         for batch in loader:

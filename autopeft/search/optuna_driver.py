@@ -2,6 +2,8 @@
 
 Optuna cannot report intermediate values of multi-objective trials (`Trial.report` raises), so
 `OptunaReporter` forwards them only for single-objective studies; the learning curve is stored with the trial.
+Multi-objective trials are stopped early by a sampler that implements `EarlyStopping` (the default `autopeft`
+sampler): the reporter asks it at each checkpoint, and a stopped trial is recorded as PRUNED.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from collections.abc import Mapping
 
 import optuna
 
+from autopeft.search.budgeted_sampler import EarlyStopping
 from autopeft.search.progress import SearchProgress, SilentProgress
 from autopeft.search.search_setup import INTERRUPTED, SearchSetup
 from autopeft.search.trial_record import record_plan, record_result
@@ -20,18 +23,29 @@ logger = logging.getLogger(__name__)
 
 
 class OptunaReporter:
-    """Forwards the task metric to `trial.report` in single-objective studies; never stops a trial."""
+    """Forwards the task metric to `trial.report` in single-objective studies (Optuna's pruner decides);
+    in multi-objective ones, asks an `EarlyStopping` sampler whether the latest metric can reach the front."""
 
     def __init__(self, trial: optuna.Trial, single_objective: bool) -> None:
         self.trial = trial
         self.single_objective = single_objective
+        self.metrics: list[float] = []
 
     def report(self, step: int, values: Mapping[str, float]) -> None:
-        if self.single_objective and "task_metric" in values:
+        if "task_metric" not in values:
+            return
+        self.metrics.append(values["task_metric"])
+        if self.single_objective:
             self.trial.report(values["task_metric"], step)
 
     def should_stop(self) -> bool:
-        return self.single_objective and self.trial.should_prune()
+        if self.single_objective:
+            return self.trial.should_prune()
+        sampler = self.trial.study.sampler
+        if not self.metrics or not isinstance(sampler, EarlyStopping):
+            return False
+        checkpoint = len(self.metrics) - 1
+        return sampler.should_stop_trial(self.trial.study, self.trial, checkpoint, self.metrics[-1])
 
 
 def run_search(
@@ -54,15 +68,18 @@ def _run_one(study: optuna.Study, setup: SearchSetup, progress: SearchProgress) 
     progress.trial_started(trial.number, plan.summary())
     reporter = OptunaReporter(trial, single_objective=len(setup.space.objectives) == 1)
     try:
-        result = run_trial(plan, setup.spec, reporter, setup.run_dir.trial_dir(trial.number),
-                           on_progress=progress.trial_step)
+        result = run_trial(
+            plan, setup.spec, reporter, setup.run_dir.trial_dir(trial.number), on_progress=progress.trial_step
+        )
     except KeyboardInterrupt:
         trial.set_user_attr("reason", INTERRUPTED)
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
         raise
     record_result(study, trial, result, setup)
     shown = {name: result.metrics[name] for name in setup.space.objective_names if name in result.metrics}
-    progress.trial_finished(trial.number, result.state if not result.reason else f"failed ({result.reason})", shown)
+    progress.trial_finished(
+        trial.number, result.state if not result.reason else f"failed ({result.reason})", shown
+    )
     _log_outcome(trial.number, result)
 
 

@@ -73,9 +73,19 @@ class RayReporter:
 
     def final_report(self, result: TrialResult) -> dict[str, Any]:
         """The last result of a trial that ran to its end (complete, failed, or pruned by run_trial)."""
-        outcome = {"state": result.state, "reason": result.reason, "metrics": result.metrics}
-        return {**self._every_objective(result.metrics), "step": int(result.metrics.get("steps", 0)),
-                CURVE_KEY: json.dumps(result.curve), OUTCOME_KEY: json.dumps(outcome)}
+        outcome = {
+            "state": result.state,
+            "reason": result.reason,
+            "metrics": result.metrics,
+            "methods": result.method_reports,
+            "final_plan": result.final_plan.model_dump(mode="json") if result.final_plan else None,
+        }
+        return {
+            **self._every_objective(result.metrics),
+            "step": int(result.metrics.get("steps", 0)),
+            CURVE_KEY: json.dumps(result.curve),
+            OUTCOME_KEY: json.dumps(outcome),
+        }
 
     def _every_objective(self, values: Mapping[str, float]) -> dict[str, float]:
         """Each objective's value; wall_seconds so far when the trial has not ended, NaN when not measured."""
@@ -119,8 +129,9 @@ class RayResources:
             raise ConfigError(f"--cpus-per-trial: expected a number > 0, got {args.cpus_per_trial}")
         gpus = args.gpus_per_trial
         if gpus < 0 or (gpus > 1 and not float(gpus).is_integer()):
-            raise ConfigError(f"--gpus-per-trial: expected a fraction in [0, 1] or a whole number, "
-                              f"got {gpus}")
+            raise ConfigError(
+                f"--gpus-per-trial: expected a fraction in [0, 1] or a whole number, got {gpus}"
+            )
         return cls(args.address, args.cpus_per_trial, gpus, args.concurrency)
 
     def check_cluster(self) -> None:
@@ -128,8 +139,10 @@ class RayResources:
         available = ray.cluster_resources()
         for name, wanted in (("CPU", self.cpus_per_trial), ("GPU", self.gpus_per_trial)):
             if wanted > available.get(name, 0.0):
-                raise ConfigError(f"--{name.lower()}s-per-trial: {wanted:g} requested, but the Ray cluster "
-                                  f"has {available.get(name, 0.0):g} {name}s; lower it or add nodes")
+                raise ConfigError(
+                    f"--{name.lower()}s-per-trial: {wanted:g} requested, but the Ray cluster "
+                    f"has {available.get(name, 0.0):g} {name}s; lower it or add nodes"
+                )
 
 
 def run_ray_search(setup: SearchSetup, args: argparse.Namespace) -> optuna.Study:
@@ -182,25 +195,34 @@ class RayExperiments:
     def _tuner(self, name: str, trials: int, study: optuna.Study) -> tune.Tuner:
         """A Tuner whose OptunaSearch shares the run directory's study, its sampler reseeded as on resume."""
         setup = self.setup
-        sampler = make_sampler(setup.space.sampler, setup.seed + len(study.get_trials(deepcopy=False)))
+        sampler = make_sampler(
+            setup.space.sampler, setup.seed + len(study.get_trials(deepcopy=False)), setup.probe()
+        )
         # OptunaSearch accepts storage objects only, not URLs.
         storage = optuna.storages.get_storage(setup.run_dir.storage(setup.storage_url))
         searcher = StudySearcher(setup, sampler, storage)
         tune_config = tune.TuneConfig(
             search_alg=ConcurrencyLimiter(searcher, max_concurrent=self.resources.concurrency),
-            scheduler=asha_scheduler(setup) if self.asha else None, num_samples=trials, reuse_actors=True,
+            scheduler=asha_scheduler(setup) if self.asha else None,
+            num_samples=trials,
+            reuse_actors=True,
             trial_dirname_creator=_trial_folder_name,
         )
         run_config = tune.RunConfig(
-            name=name, storage_path=str(self.root), verbose=0 if self.quiet else 1,
+            name=name,
+            storage_path=str(self.root),
+            verbose=0 if self.quiet else 1,
             failure_config=tune.FailureConfig(max_failures=MAX_TRIAL_RETRIES),
         )
         return tune.Tuner(self._trainable(), tune_config=tune_config, run_config=run_config)
 
     def _trainable(self) -> Any:
         """`train_plan` with its job and the resources of one trial (fractional GPUs allowed)."""
-        job = TrialJob(_absolute_spec(self.setup.spec), str(self.setup.run_dir.root.resolve()),
-                       tuple(self.setup.space.objective_names))
+        job = TrialJob(
+            _absolute_spec(self.setup.spec),
+            str(self.setup.run_dir.root.resolve()),
+            tuple(self.setup.space.objective_names),
+        )
         per_trial = {"cpu": self.resources.cpus_per_trial, "gpu": self.resources.gpus_per_trial}
         return tune.with_resources(tune.with_parameters(train_plan, job=job), per_trial)
 
@@ -237,8 +259,14 @@ def asha_scheduler(setup: SearchSetup) -> ASHAScheduler:
     """
     budget = setup.space.budget
     total = budget.total_steps()
-    return ASHAScheduler(time_attr="step", metric="task_metric", mode="max", max_t=total + 1,
-                         grace_period=max(1, round(total / budget.evaluations)), reduction_factor=2)
+    return ASHAScheduler(
+        time_attr="step",
+        metric="task_metric",
+        mode="max",
+        max_t=total + 1,
+        grace_period=max(1, round(total / budget.evaluations)),
+        reduction_factor=2,
+    )
 
 
 def connect(address: str | None, quiet: bool) -> None:
@@ -253,20 +281,26 @@ def connect(address: str | None, quiet: bool) -> None:
     try:
         ray.init(address=f"{host}:{port}", log_to_driver=not quiet)
     except AuthenticationError as error:
-        raise ConfigError(f"--address {address}: the cluster refused the authentication token ({error}); "
-                          "set RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH to the cluster's token, or start "
-                          f"the cluster with {AUTH_MODE_VARIABLE}=disabled") from None
+        raise ConfigError(
+            f"--address {address}: the cluster refused the authentication token ({error}); "
+            "set RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH to the cluster's token, or start "
+            f"the cluster with {AUTH_MODE_VARIABLE}=disabled"
+        ) from None
     except ConnectionError as error:
-        raise ConfigError(f"--address {address}: cannot join the Ray cluster there ({error}); if the cluster "
-                          "uses token authentication, set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN_PATH (or "
-                          "RAY_AUTH_TOKEN) to its token") from None
+        raise ConfigError(
+            f"--address {address}: cannot join the Ray cluster there ({error}); if the cluster "
+            "uses token authentication, set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN_PATH (or "
+            "RAY_AUTH_TOKEN) to its token"
+        ) from None
 
 
 def _parse_address(address: str) -> tuple[str, int]:
     host, _, port = address.removeprefix("ray://").rpartition(":")
     if not host or not port.isdigit():
-        raise ConfigError(f"--address: expected HOST:PORT of a Ray head node (ray start --head --port PORT), "
-                          f"got {address!r}")
+        raise ConfigError(
+            f"--address: expected HOST:PORT of a Ray head node (ray start --head --port PORT), "
+            f"got {address!r}"
+        )
     return host, int(port)
 
 
@@ -275,9 +309,11 @@ def _check_listening(host: str, port: int, address: str) -> None:
     try:
         socket.create_connection((host, port), timeout=5).close()
     except OSError as error:
-        raise ConfigError(f"--address {address}: nothing is listening there ({error.strerror or error}); "
-                          "start a head node with `ray start --head --port PORT`, or leave out --address "
-                          "to start a local Ray instance") from None
+        raise ConfigError(
+            f"--address {address}: nothing is listening there ({error.strerror or error}); "
+            "start a head node with `ray start --head --port PORT`, or leave out --address "
+            "to start a local Ray instance"
+        ) from None
 
 
 def _use_token_when_available() -> None:

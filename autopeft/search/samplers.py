@@ -1,4 +1,8 @@
-"""Name-to-sampler table for the `sampler:` block; samplers are built lazily, only when named."""
+"""Name-to-sampler table for the `sampler:` block; samplers are built lazily, only when named.
+
+Every factory receives the sampler config, the seed and, when the driver has one, the `PlanProbe` that costs a
+configuration exactly before training (the default `autopeft` sampler needs it; the others ignore it).
+"""
 
 from __future__ import annotations
 
@@ -6,20 +10,28 @@ from collections.abc import Callable
 
 import optuna
 
+from autopeft.search.budgeted_sampler import BudgetedParetoSampler, PlanProbe
 from autopeft.search_space import SamplerConfig
 
-SamplerFactory = Callable[[SamplerConfig, int], optuna.samplers.BaseSampler]
+SamplerFactory = Callable[[SamplerConfig, int, "PlanProbe | None"], optuna.samplers.BaseSampler]
 
 SAMPLERS: dict[str, SamplerFactory] = {
-    "nsga2": lambda c, seed: optuna.samplers.NSGAIISampler(population_size=c.population_size, seed=seed),
-    "tpe": lambda c, seed: optuna.samplers.TPESampler(
+    "autopeft": lambda c, seed, probe: BudgetedParetoSampler(
+        probe, seed=seed, startup_trials=c.startup_trials
+    ),
+    "nsga2": lambda c, seed, probe: optuna.samplers.NSGAIISampler(
+        population_size=c.population_size, seed=seed
+    ),
+    "tpe": lambda c, seed, probe: optuna.samplers.TPESampler(
         n_startup_trials=c.startup_trials, multivariate=True, seed=seed
     ),
-    "gp": lambda c, seed: optuna.samplers.GPSampler(n_startup_trials=c.startup_trials, seed=seed),
-    "random": lambda c, seed: optuna.samplers.RandomSampler(seed=seed),
+    "gp": lambda c, seed, probe: optuna.samplers.GPSampler(n_startup_trials=c.startup_trials, seed=seed),
+    "random": lambda c, seed, probe: optuna.samplers.RandomSampler(seed=seed),
 }
 
 
-def make_sampler(config: SamplerConfig, seed: int) -> optuna.samplers.BaseSampler:
-    """The sampler named in the search space, seeded."""
-    return SAMPLERS[config.name](config, seed)
+def make_sampler(
+    config: SamplerConfig, seed: int, probe: PlanProbe | None = None
+) -> optuna.samplers.BaseSampler:
+    """The sampler named in the search space, seeded; `probe` lets it cost candidates before training."""
+    return SAMPLERS[config.name](config, seed, probe)

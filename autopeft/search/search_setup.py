@@ -18,6 +18,7 @@ from autopeft.errors import ConfigError
 from autopeft.model_layout import ModelLayout
 from autopeft.models import load_classifier, load_tokenizer, resolve_model_path
 from autopeft.run_directory import RunDirectory, read_json, write_json_atomic, write_text_atomic
+from autopeft.search.budgeted_sampler import PlanProbe, plan_probe
 from autopeft.search.samplers import make_sampler
 from autopeft.search_space import SearchSpace
 from autopeft.task import load_task
@@ -60,12 +61,26 @@ class SearchSetup:
         study_name = request.study or request.space_path.stem
         run_dir = RunDirectory(request.out or Path("runs") / study_name)
         seed = space.seed if request.seed is None else request.seed
-        spec = TrialSpec(space.model, space.task, space.budget, str(request.space_path.parent.resolve()), seed,
-                         cache_dir=str((run_dir.root / "cache").resolve()))
+        spec = TrialSpec(
+            space.model,
+            space.task,
+            space.budget,
+            str(request.space_path.parent.resolve()),
+            seed,
+            cache_dir=str((run_dir.root / "cache").resolve()),
+        )
         layout = _model_layout(space, spec)
         space.check_against(layout)
-        setup = cls(space, run_dir, study_name, request.storage or "journal", request.trials or space.trials,
-                    seed, layout, spec)
+        setup = cls(
+            space,
+            run_dir,
+            study_name,
+            request.storage or "journal",
+            request.trials or space.trials,
+            seed,
+            layout,
+            spec,
+        )
         setup._check_resume()
         return setup
 
@@ -95,23 +110,39 @@ class SearchSetup:
         self.run_dir.root.mkdir(parents=True, exist_ok=True)
         if not self.run_dir.space_file.exists():
             write_text_atomic(self.run_dir.space_file, yaml.safe_dump(self.space.model_dump(mode="json")))
-        write_json_atomic(self.run_dir.run_file, {
-            "study": self.study_name, "storage": self.storage_url, "objectives": self.space.objective_names,
-            "directions": self.space.directions, "model": self.space.model, "seed": self.seed,
-        })
+        write_json_atomic(
+            self.run_dir.run_file,
+            {
+                "study": self.study_name,
+                "storage": self.storage_url,
+                "objectives": self.space.objective_names,
+                "directions": self.space.directions,
+                "model": self.space.model,
+                "seed": self.seed,
+            },
+        )
         study = optuna.create_study(
-            storage=self.run_dir.storage(self.storage_url), study_name=self.study_name,
-            directions=self.space.directions, sampler=make_sampler(self.space.sampler, self.seed),
-            pruner=optuna.pruners.NopPruner(), load_if_exists=True,
+            storage=self.run_dir.storage(self.storage_url),
+            study_name=self.study_name,
+            directions=self.space.directions,
+            sampler=make_sampler(self.space.sampler, self.seed, self.probe()),
+            pruner=optuna.pruners.NopPruner(),
+            load_if_exists=True,
         )
         # A resumed study gets a fresh random stream: re-seeding with the same seed would replay the plans
         # the first run already tried.
-        study.sampler = make_sampler(self.space.sampler, self.seed + len(study.get_trials(deepcopy=False)))
+        study.sampler = make_sampler(
+            self.space.sampler, self.seed + len(study.get_trials(deepcopy=False)), self.probe()
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names(self.space.objective_names)
         study.set_user_attr("model", self.space.model)
         return study
+
+    def probe(self) -> PlanProbe:
+        """Exact pre-training facts of a configuration (trainable parameters, feasibility) for the sampler."""
+        return plan_probe(self.space, self.layout)
 
     def settle_interrupted(self, study: optuna.Study) -> None:
         """Trials left RUNNING by a killed or interrupted search are failed, marked interrupted."""
@@ -122,8 +153,14 @@ class SearchSetup:
 
     def finished_count(self, study: optuna.Study) -> int:
         """Trials that count towards --trials: every finished one except interrupted ones."""
-        finished = study.get_trials(deepcopy=False, states=(
-            optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL))
+        finished = study.get_trials(
+            deepcopy=False,
+            states=(
+                optuna.trial.TrialState.COMPLETE,
+                optuna.trial.TrialState.PRUNED,
+                optuna.trial.TrialState.FAIL,
+            ),
+        )
         return sum(1 for t in finished if t.user_attrs.get("reason") != INTERRUPTED)
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import optuna
 from ray.tune.search.optuna import OptunaSearch
 
+from autopeft.plan import PeftPlan
 from autopeft.search.search_setup import SearchSetup
 from autopeft.search.trial_record import is_finished, record_plan, record_result, tell_result
 from autopeft.trial import TrialResult
@@ -55,13 +56,20 @@ class PlanSuggester:
 class StudySearcher(OptunaSearch):
     """OptunaSearch over the setup's study, sampler, objectives and directions, with autopeft's recording."""
 
-    def __init__(self, setup: SearchSetup, sampler: optuna.samplers.BaseSampler,
-                 storage: optuna.storages.BaseStorage) -> None:
+    def __init__(
+        self, setup: SearchSetup, sampler: optuna.samplers.BaseSampler, storage: optuna.storages.BaseStorage
+    ) -> None:
         self._setup = setup
         self._last_results: dict[str, dict[str, Any]] = {}
         modes = ["max" if direction == "maximize" else "min" for direction in setup.space.directions]
-        super().__init__(PlanSuggester(setup), metric=setup.space.objective_names, mode=modes,
-                         sampler=sampler, study_name=setup.study_name, storage=storage)
+        super().__init__(
+            PlanSuggester(setup),
+            metric=setup.space.objective_names,
+            mode=modes,
+            sampler=sampler,
+            study_name=setup.study_name,
+            storage=storage,
+        )
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         """Keep the latest report; single-objective studies also get the task metric as an intermediate value,
@@ -70,8 +78,9 @@ class StudySearcher(OptunaSearch):
         if len(self._setup.space.objectives) == 1 and "task_metric" in result and OUTCOME_KEY not in result:
             self._ot_trials[trial_id].report(float(result["task_metric"]), int(result["step"]))
 
-    def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None,
-                          error: bool = False) -> None:
+    def on_trial_complete(
+        self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
+    ) -> None:
         """Tell the study how the trial ended; one the study already holds as finished is not told twice."""
         if trial_id in self._completed_trials:
             return
@@ -98,7 +107,15 @@ def trial_outcome(result: dict[str, Any] | None, error: bool) -> TrialResult:
     curve = json.loads(result[CURVE_KEY]) if result and CURVE_KEY in result else []
     if result is not None and OUTCOME_KEY in result:
         final = json.loads(result[OUTCOME_KEY])
-        return TrialResult(final["state"], final["metrics"], final["reason"], curve)
+        final_plan = PeftPlan.model_validate(final["final_plan"]) if final.get("final_plan") else None
+        return TrialResult(
+            final["state"],
+            final["metrics"],
+            final["reason"],
+            curve,
+            method_reports=final.get("methods") or {},
+            final_plan=final_plan,
+        )
     if error:
         return TrialResult("failed", reason=GIVEN_UP_BY_RAY, curve=curve)
     metrics = {key: value for key, value in curve[-1].items() if key != "step"} if curve else {}

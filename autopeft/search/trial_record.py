@@ -8,12 +8,16 @@ import optuna
 
 from autopeft.methods import budget_plan
 from autopeft.plan import PeftPlan
-from autopeft.search.search_setup import SearchSetup
 from autopeft.run_directory import write_json_atomic
+from autopeft.search.method_signals import SIGNALS_KEY, method_signals
+from autopeft.search.search_setup import SearchSetup
 from autopeft.trial import TrialResult
 
-_STATES = {"complete": optuna.trial.TrialState.COMPLETE, "pruned": optuna.trial.TrialState.PRUNED,
-           "failed": optuna.trial.TrialState.FAIL}
+_STATES = {
+    "complete": optuna.trial.TrialState.COMPLETE,
+    "pruned": optuna.trial.TrialState.PRUNED,
+    "failed": optuna.trial.TrialState.FAIL,
+}
 
 
 def record_plan(trial: optuna.Trial, plan: PeftPlan, setup: SearchSetup) -> None:
@@ -44,10 +48,16 @@ def write_result_files(folder: Path, result: TrialResult) -> None:
     Split from `record_result` because on Ray the worker that ran the trial writes them into the shared
     artifact folder, while the driver tells the study.
     """
-    write_json_atomic(folder / "metrics.json", {
-        "state": result.state, "reason": result.reason, "metrics": result.metrics, "curve": result.curve,
-        "methods": result.method_reports,
-    })
+    write_json_atomic(
+        folder / "metrics.json",
+        {
+            "state": result.state,
+            "reason": result.reason,
+            "metrics": result.metrics,
+            "curve": result.curve,
+            "methods": result.method_reports,
+        },
+    )
     if result.dev_predictions:
         write_json_atomic(folder / "predictions.json", result.dev_predictions)
     if result.final_plan is not None:  # a method changed the adapter (AdaLoRA's final ranks)
@@ -55,9 +65,11 @@ def write_result_files(folder: Path, result: TrialResult) -> None:
 
 
 def tell_result(study: optuna.Study, trial: optuna.Trial, result: TrialResult, setup: SearchSetup) -> None:
-    """Copy the metrics, curve and reason into the trial's attributes and tell Optuna its state and values."""
+    """Copy the metrics, curve, method signals and reason into the trial's attributes and tell Optuna its state
+    and values."""
     trial.set_user_attr("metrics", result.metrics)
     trial.set_user_attr("curve", result.curve)
+    trial.set_user_attr(SIGNALS_KEY, method_signals(result.method_reports))
     if result.final_plan is not None:
         trial.set_user_attr("final_plan", result.final_plan.model_dump(mode="json"))
     if result.reason:

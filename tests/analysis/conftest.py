@@ -29,8 +29,14 @@ def svd_cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def tiny_bert_config():  # type: ignore[no-untyped-def]
     from transformers import BertConfig
 
-    return BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-                      vocab_size=64, max_position_embeddings=32)
+    return BertConfig(
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        vocab_size=64,
+        max_position_embeddings=32,
+    )
 
 
 @pytest.fixture

@@ -9,7 +9,9 @@ import torch
 from safetensors.torch import save_file
 
 
-def matrix_with_spectrum(values: list[float] | torch.Tensor, rows: int, cols: int, seed: int = 0) -> torch.Tensor:
+def matrix_with_spectrum(
+    values: list[float] | torch.Tensor, rows: int, cols: int, seed: int = 0
+) -> torch.Tensor:
     """An (rows, cols) fp32 matrix with exactly the given singular values and random singular vectors."""
     generator = torch.Generator().manual_seed(seed)
     values = torch.as_tensor(values, dtype=torch.float64)

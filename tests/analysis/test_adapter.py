@@ -25,31 +25,48 @@ def _randomise(model: torch.nn.Module, names: tuple[str, ...]) -> None:
 
 
 def _tiny_llama(folder: Path) -> Path:
-    config = LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                         num_key_value_heads=2, vocab_size=64, max_position_embeddings=32)
+    config = LlamaConfig(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        vocab_size=64,
+        max_position_embeddings=32,
+    )
     torch.manual_seed(0)
     LlamaModel(config).save_pretrained(folder)
     return folder
 
 
-def _lora_adapter(base_folder: Path, model_class: type, targets: list[str], adapter_folder: Path) -> torch.nn.Module:
+def _lora_adapter(
+    base_folder: Path, model_class: type, targets: list[str], adapter_folder: Path
+) -> torch.nn.Module:
     """LoRA with rsLoRA, a rank_pattern whose first key wins over a later one, and an alpha_pattern."""
     layer = "layer.1.attention.self" if model_class is BertModel else "layers.1.self_attn"
     config = LoraConfig(
-        r=4, lora_alpha=8, target_modules=targets, use_rslora=True,
-        rank_pattern={f"{layer}.{targets[1]}": 2, targets[0]: 3}, alpha_pattern={targets[1]: 5},
+        r=4,
+        lora_alpha=8,
+        target_modules=targets,
+        use_rslora=True,
+        rank_pattern={f"{layer}.{targets[1]}": 2, targets[0]: 3},
+        alpha_pattern={targets[1]: 5},
     )
     peft_model = get_peft_model(model_class.from_pretrained(base_folder), config)
     _randomise(peft_model, ("lora_B",))
     peft_model.save_pretrained(adapter_folder)
-    return PeftModel.from_pretrained(model_class.from_pretrained(base_folder), adapter_folder).merge_and_unload()
+    return PeftModel.from_pretrained(
+        model_class.from_pretrained(base_folder), adapter_folder
+    ).merge_and_unload()
 
 
 @pytest.mark.parametrize(
     ("model_class", "targets"),
     [(BertModel, ["query", "value"]), (LlamaModel, ["q_proj", "v_proj", "down_proj"])],
 )
-def test_lora_adapter_merges_exactly_like_peft(tmp_path: Path, tiny_bert_folder: Path, model_class: type, targets: list[str]) -> None:
+def test_lora_adapter_merges_exactly_like_peft(
+    tmp_path: Path, tiny_bert_folder: Path, model_class: type, targets: list[str]
+) -> None:
     base_folder = tiny_bert_folder if model_class is BertModel else _tiny_llama(tmp_path / "llama")
     merged = _lora_adapter(base_folder, model_class, targets, tmp_path / "adapter").state_dict()
     base = model_class.from_pretrained(base_folder).state_dict()
@@ -69,7 +86,9 @@ def test_lora_adapter_merges_exactly_like_peft(tmp_path: Path, tiny_bert_folder:
 
 
 def test_adalora_adapter_round_trips_against_merge_and_unload(tmp_path: Path, tiny_bert_folder: Path) -> None:
-    config = AdaLoraConfig(init_r=6, target_r=2, lora_alpha=8, target_modules=["query", "value"], total_step=10)
+    config = AdaLoraConfig(
+        init_r=6, target_r=2, lora_alpha=8, target_modules=["query", "value"], total_step=10
+    )
     peft_model = get_peft_model(BertModel.from_pretrained(tiny_bert_folder), config)
     _randomise(peft_model, ("lora_B", "lora_E"))
     peft_model.save_pretrained(tmp_path / "adalora")
@@ -89,12 +108,17 @@ def test_adalora_adapter_round_trips_against_merge_and_unload(tmp_path: Path, ti
 def test_pattern_matching_follows_peft_first_match_rule() -> None:
     pattern = {"query": 3, "layer.1.attention.self.query": 2}
     assert pattern_value(pattern, "bert.encoder.layer.1.attention.self.query", 8) == 3
-    assert pattern_value({"layer.1.attention.self.query": 2}, "bert.encoder.layer.1.attention.self.query", 8) == 2
+    assert (
+        pattern_value({"layer.1.attention.self.query": 2}, "bert.encoder.layer.1.attention.self.query", 8)
+        == 2
+    )
     assert pattern_value(pattern, "bert.encoder.layer.1.attention.self.key", 8) == 8
     assert pattern_value({"uery": 1}, "encoder.layer.0.attention.self.query", 8) == 8
 
 
-def test_base_that_does_not_fit_the_adapter_is_refused_with_file_key_and_shapes(tmp_path: Path, tiny_bert_folder: Path) -> None:
+def test_base_that_does_not_fit_the_adapter_is_refused_with_file_key_and_shapes(
+    tmp_path: Path, tiny_bert_folder: Path
+) -> None:
     _lora_adapter(tiny_bert_folder, BertModel, ["query", "value"], tmp_path / "adapter")
     base = BertModel.from_pretrained(tiny_bert_folder).state_dict()
     key = "encoder.layer.0.attention.self.query.weight"

@@ -19,8 +19,11 @@ VALUE = "encoder.layer.0.attention.self.value.weight"
 
 
 def _base() -> dict[str, torch.Tensor]:
-    return {QUERY: decaying_matrix(128, 128, seed=0), VALUE: decaying_matrix(128, 128, seed=1),
-            "encoder.layer.0.attention.self.query.bias": torch.zeros(128)}
+    return {
+        QUERY: decaying_matrix(128, 128, seed=0),
+        VALUE: decaying_matrix(128, 128, seed=1),
+        "encoder.layer.0.attention.self.query.bias": torch.zeros(128),
+    }
 
 
 def test_identical_checkpoints_give_zero_for_every_update_metric() -> None:
@@ -40,7 +43,9 @@ def test_planted_intruder_appears_in_its_matrix_only() -> None:
     generator = torch.Generator().manual_seed(5)
     u = torch.nn.functional.normalize(torch.randn(128, generator=generator), dim=0)
     v = torch.nn.functional.normalize(torch.randn(128, generator=generator), dim=0)
-    finetuned = {key: value + 1e-4 * torch.randn(value.shape, generator=generator) for key, value in base.items()}
+    finetuned = {
+        key: value + 1e-4 * torch.randn(value.shape, generator=generator) for key, value in base.items()
+    }
     finetuned[QUERY] = finetuned[QUERY] + 40.0 * torch.outer(u, v)
     report = audit(base, finetuned)
     ft = report.to_frame().query("kind == 'ft'").set_index("matrix")
@@ -56,8 +61,13 @@ def test_prefixed_and_unprefixed_names_pair_and_one_sided_matrices_are_reported(
     finetuned["bert.encoder.layer.1.output.dense.weight"] = torch.randn(16, 8)
     frame = audit(base, finetuned).to_frame()
     unmatched = frame[frame["kind"] == "unmatched"].set_index("matrix")
-    assert unmatched.loc["encoder.layer.0.attention.self.value", "reason"] == "present in the base checkpoint only"
-    assert unmatched.loc["encoder.layer.1.output.dense", "reason"] == "present in the fine-tuned checkpoint only"
+    assert (
+        unmatched.loc["encoder.layer.0.attention.self.value", "reason"]
+        == "present in the base checkpoint only"
+    )
+    assert (
+        unmatched.loc["encoder.layer.1.output.dense", "reason"] == "present in the fine-tuned checkpoint only"
+    )
     assert set(frame.loc[frame["kind"] == "delta", "matrix"]) == {"encoder.layer.0.attention.self.query"}
 
 
@@ -85,7 +95,9 @@ def test_sharded_checkpoint_is_read_through_its_index(tmp_path: Path) -> None:
     (folder / "model.safetensors").rename(folder / "model-00001-of-00002.safetensors")
     write_checkpoint(tmp_path / "second", {VALUE: base[VALUE]})
     (tmp_path / "second" / "model.safetensors").rename(folder / "model-00002-of-00002.safetensors")
-    index = {"weight_map": {QUERY: "model-00001-of-00002.safetensors", VALUE: "model-00002-of-00002.safetensors"}}
+    index = {
+        "weight_map": {QUERY: "model-00001-of-00002.safetensors", VALUE: "model-00002-of-00002.safetensors"}
+    }
     (folder / "model.safetensors.index.json").write_text(json.dumps(index))
     frame = audit(folder, base).to_frame()
     assert set(frame["kind"]) == {"base", "ft", "delta"} and len(frame) == 6

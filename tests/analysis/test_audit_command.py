@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 from peft import LoraConfig, get_peft_model
-from transformers import BertForSequenceClassification, BertModel
+from transformers import BertForSequenceClassification
 
 from autopeft import audit_command
 from autopeft.analysis import AdapterMismatchError, AnalysisError, CheckpointError, ShapeMismatchError
@@ -62,8 +62,20 @@ def test_trial_audit_writes_audit_json_and_excludes_the_head(tmp_path: Path, tin
 def test_json_and_html_outputs_are_written(tmp_path: Path, tiny_bert_folder: Path) -> None:
     run_dir = _trial_run_dir(tmp_path, tiny_bert_folder)
     adapter = run_dir / "trials" / "0" / "adapter"
-    args = _parse("--base", str(tiny_bert_folder), "--adapter", str(adapter), "--json", str(tmp_path / "a.json"),
-                  "--html", str(tmp_path / "a.html"), "--k", "5", "--epsilon", "0.3")
+    args = _parse(
+        "--base",
+        str(tiny_bert_folder),
+        "--adapter",
+        str(adapter),
+        "--json",
+        str(tmp_path / "a.json"),
+        "--html",
+        str(tmp_path / "a.html"),
+        "--k",
+        "5",
+        "--epsilon",
+        "0.3",
+    )
     assert audit_command.run(args) == 0
     assert json.loads((tmp_path / "a.json").read_text())["meta"]["config"]["k"] == 5
     page = (tmp_path / "a.html").read_text()
@@ -91,7 +103,9 @@ def test_mismatched_shapes_are_a_shape_error(tmp_path: Path) -> None:
         audit_command.run(_parse("--base", str(base), "--finetuned", str(finetuned)))
 
 
-def test_base_that_does_not_fit_the_adapter_is_an_adapter_error(tmp_path: Path, tiny_bert_folder: Path) -> None:
+def test_base_that_does_not_fit_the_adapter_is_an_adapter_error(
+    tmp_path: Path, tiny_bert_folder: Path
+) -> None:
     run_dir = _trial_run_dir(tmp_path, tiny_bert_folder)
     other = write_checkpoint(tmp_path / "other", {"encoder.layer.0.output.dense.weight": torch.randn(8, 8)})
     with pytest.raises(AdapterMismatchError, match="targets this module but the base has no such matrix"):
@@ -108,11 +122,24 @@ def test_missing_side_is_a_usage_error() -> None:
         audit_command.run(_parse("--base", "x"))
 
 
-@pytest.mark.skipif(not _cli_has_audit(), reason="autopeft/cli.py does not register autopeft.audit_command yet")
+@pytest.mark.skipif(
+    not _cli_has_audit(), reason="autopeft/cli.py does not register autopeft.audit_command yet"
+)
 def test_cli_exits_2_with_one_line_for_a_missing_file(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "autopeft.cli", "audit", "--base", str(tmp_path / "absent"), "--finetuned", str(tmp_path)],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "autopeft.cli",
+            "audit",
+            "--base",
+            str(tmp_path / "absent"),
+            "--finetuned",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "no such file or folder" in result.stderr

@@ -36,7 +36,11 @@ def test_rank_one_matrix_has_unit_ranks_and_zero_energy_entropy() -> None:
 def test_zero_spectrum_gives_nan_ranks_with_a_reason() -> None:
     values, reasons = spectrum_metrics(torch.zeros(8), (8, 8))
     assert values["spectral_norm"] == 0.0 and values["frobenius_norm"] == 0.0
-    assert math.isnan(values["effective_rank"]) and math.isnan(values["stable_rank"]) and math.isnan(values["alpha"])
+    assert (
+        math.isnan(values["effective_rank"])
+        and math.isnan(values["stable_rank"])
+        and math.isnan(values["alpha"])
+    )
     assert reasons == ["zero matrix: ranks, entropies and alpha are undefined"]
 
 

@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from autopeft.analysis import base_overlap, full_svd, intruder_scores, lowrank_svd, merged_spectrum, randomized_svd
+from autopeft.analysis import (
+    base_overlap,
+    full_svd,
+    intruder_scores,
+    lowrank_svd,
+    merged_spectrum,
+    randomized_svd,
+)
 
 from matrix_builders import decaying_matrix
 

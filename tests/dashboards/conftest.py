@@ -22,11 +22,21 @@ from autopeft.run_directory import RunDirectory
 from tests.conftest import write_space
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-quic",
-                 "--no-first-run", "--disable-component-update", "--disable-sync"]
-OBJECTIVES = ("objectives: [{name: task_metric, direction: maximize}, {name: trainable_parameters, "
-              "direction: minimize}, {name: wall_seconds, direction: minimize}]\n"
-              "constraints: {max_trainable_parameters: 420}")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-component-update",
+    "--disable-sync",
+]
+OBJECTIVES = (
+    "objectives: [{name: task_metric, direction: maximize}, {name: trainable_parameters, "
+    "direction: minimize}, {name: wall_seconds, direction: minimize}]\n"
+    "constraints: {max_trainable_parameters: 420}"
+)
 
 
 @pytest.fixture(scope="session")
@@ -54,8 +64,12 @@ def browser(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     """Headless chromium with a fresh profile directory, shared by the session's tests."""
     with sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium_profile")), executable_path=str(chromium), headless=True,
-            args=CHROMIUM_ARGS, viewport={"width": 1400, "height": 1000})
+            str(tmp_path_factory.mktemp("chromium_profile")),
+            executable_path=str(chromium),
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1400, "height": 1000},
+        )
         yield context
         context.close()
 

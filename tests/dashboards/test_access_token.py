@@ -21,14 +21,18 @@ TOKEN = "correct-horse-battery"
 @pytest.fixture
 def exposed(run_dir: RunDirectory) -> Iterator[str]:
     """The dashboard bound to every address with a token; yields the URL reached through 127.0.0.1."""
-    server = DashboardServer(RunSource.open(run_dir.root), "0.0.0.0", 0, token=TOKEN, refresh_seconds=60).start()
+    server = DashboardServer(
+        RunSource.open(run_dir.root), "0.0.0.0", 0, token=TOKEN, refresh_seconds=60
+    ).start()
     yield server.url.replace("0.0.0.0", "127.0.0.1")
     server.stop()
 
 
 def status(url: str, headers: dict[str, str] | None = None) -> int:
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=30) as response:
+        with urllib.request.urlopen(
+            urllib.request.Request(url, headers=headers or {}), timeout=30
+        ) as response:
             return int(response.status)
     except urllib.error.HTTPError as error:
         return int(error.code)
@@ -51,8 +55,9 @@ def test_browser_with_token_link_sees_the_dashboard(page: Page, exposed: str) ->
     expect(page.locator("#pareto .scatterlayer .point").first).to_be_visible(timeout=90_000)
 
 
-def test_non_local_binding_without_token_is_refused(run_dir: RunDirectory, capsys: pytest.CaptureFixture[str],
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_non_local_binding_without_token_is_refused(
+    run_dir: RunDirectory, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("AUTOPEFT_DASHBOARD_TOKEN", raising=False)
     assert main(["dashboard", str(run_dir.root), "--host", "0.0.0.0", "--port", "0"]) == 2
     assert "listening beyond this machine needs a token" in capsys.readouterr().err

@@ -15,7 +15,9 @@ SLOW = 90_000  # ms: callbacks share two cores with training and audits
 
 
 def complete_trials(run_dir: RunDirectory) -> list[int]:
-    return [t.number for t in run_dir.load_study().get_trials() if t.state == optuna.trial.TrialState.COMPLETE]
+    return [
+        t.number for t in run_dir.load_study().get_trials() if t.state == optuna.trial.TrialState.COMPLETE
+    ]
 
 
 def open_dashboard(page: Page, url: str) -> None:
@@ -25,7 +27,9 @@ def open_dashboard(page: Page, url: str) -> None:
 
 def click_first_marker(page: Page) -> int:
     """Click the first drawn marker and return the trial number plotly holds for it."""
-    data = page.evaluate("document.querySelector('#pareto .js-plotly-plot').data.map(t => t.customdata || [])")
+    data = page.evaluate(
+        "document.querySelector('#pareto .js-plotly-plot').data.map(t => t.customdata || [])"
+    )
     traces = page.locator("#pareto .scatterlayer .trace")
     for index in range(traces.count()):
         points = traces.nth(index).locator(".point")
@@ -37,22 +41,26 @@ def click_first_marker(page: Page) -> int:
     raise AssertionError("the Pareto plot drew no markers")
 
 
-def test_pareto_plot_holds_one_marker_per_complete_trial(page: Page, dashboard: DashboardServer,
-                                                         run_dir: RunDirectory, screenshots: Path) -> None:
+def test_pareto_plot_holds_one_marker_per_complete_trial(
+    page: Page, dashboard: DashboardServer, run_dir: RunDirectory, screenshots: Path
+) -> None:
     open_dashboard(page, dashboard.url)
     expect(page.locator("#study-summary")).to_contain_text("on the Pareto front", timeout=SLOW)
     page.screenshot(path=screenshots / "dashboard_front.png", full_page=True)
     assert page.locator(MARKERS).count() == len(complete_trials(run_dir))
 
 
-def test_three_objectives_show_parallel_coordinates_and_hypervolume(page: Page, dashboard: DashboardServer) -> None:
+def test_three_objectives_show_parallel_coordinates_and_hypervolume(
+    page: Page, dashboard: DashboardServer
+) -> None:
     open_dashboard(page, dashboard.url)
     expect(page.locator("#parallel .parcoords")).to_have_count(1, timeout=SLOW)
     expect(page.locator("#hypervolume .gtitle")).to_contain_text("Hypervolume")
 
 
-def test_clicking_a_point_shows_that_trials_plan_heatmap(page: Page, dashboard: DashboardServer,
-                                                         screenshots: Path) -> None:
+def test_clicking_a_point_shows_that_trials_plan_heatmap(
+    page: Page, dashboard: DashboardServer, screenshots: Path
+) -> None:
     open_dashboard(page, dashboard.url)
     number = click_first_marker(page)
     expect(page.locator("#details-a .trial-state")).to_have_text(f"trial {number}: complete", timeout=SLOW)
@@ -63,8 +71,9 @@ def test_clicking_a_point_shows_that_trials_plan_heatmap(page: Page, dashboard: 
     page.screenshot(path=screenshots / "dashboard_trial.png", full_page=True)
 
 
-def test_second_trial_shows_side_by_side(page: Page, dashboard: DashboardServer, run_dir: RunDirectory,
-                                         screenshots: Path) -> None:
+def test_second_trial_shows_side_by_side(
+    page: Page, dashboard: DashboardServer, run_dir: RunDirectory, screenshots: Path
+) -> None:
     open_dashboard(page, dashboard.url)
     first = click_first_marker(page)
     other = next(n for n in complete_trials(run_dir) if n != first)
@@ -76,7 +85,8 @@ def test_second_trial_shows_side_by_side(page: Page, dashboard: DashboardServer,
 
 
 def test_audit_button_computes_the_audit_and_the_view_renders_spectra(
-        page: Page, dashboard: DashboardServer, run_dir: RunDirectory, screenshots: Path) -> None:
+    page: Page, dashboard: DashboardServer, run_dir: RunDirectory, screenshots: Path
+) -> None:
     open_dashboard(page, dashboard.url)
     number = click_first_marker(page)
     audit_file = run_dir.trial_dir(number) / "audit.json"

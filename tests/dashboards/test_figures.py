@@ -17,7 +17,9 @@ from autopeft.run_directory import RunDirectory
 
 
 def test_hypervolume_of_two_points_in_2d_is_the_union_of_their_boxes() -> None:
-    assert hypervolume([(1.0, 3.0), (2.0, 1.0)], (4.0, 4.0)) == pytest.approx(3 * 1 + 2 * 3 - 2 * 1)  # two boxes minus their overlap
+    assert hypervolume([(1.0, 3.0), (2.0, 1.0)], (4.0, 4.0)) == pytest.approx(
+        3 * 1 + 2 * 3 - 2 * 1
+    )  # two boxes minus their overlap
 
 
 def test_hypervolume_in_3d_matches_inclusion_exclusion() -> None:

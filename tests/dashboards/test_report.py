@@ -15,7 +15,8 @@ MARKERS = "#pareto .scatterlayer .point"
 
 
 def test_report_opens_offline_with_one_point_per_complete_trial(
-        page: Page, browser: BrowserContext, run_dir: RunDirectory, tmp_path: Path, screenshots: Path) -> None:
+    page: Page, browser: BrowserContext, run_dir: RunDirectory, tmp_path: Path, screenshots: Path
+) -> None:
     out = write_report(run_dir, tmp_path / "report.html")
     complete = [t for t in run_dir.load_study().get_trials() if t.state == optuna.trial.TrialState.COMPLETE]
     outside: list[str] = []
@@ -38,12 +39,14 @@ def test_report_opens_offline_with_one_point_per_complete_trial(
 
 
 def test_clicking_a_report_point_jumps_to_its_trial_section(
-        page: Page, run_dir: RunDirectory, tmp_path: Path) -> None:
+    page: Page, run_dir: RunDirectory, tmp_path: Path
+) -> None:
     out = write_report(run_dir, tmp_path / "report.html")
     page.goto(out.as_uri())
     page.wait_for_selector(MARKERS, timeout=60_000)
-    number = page.evaluate("document.getElementById('pareto').data.find(t => (t.customdata || []).length)"
-                           ".customdata[0]")
+    number = page.evaluate(
+        "document.getElementById('pareto').data.find(t => (t.customdata || []).length).customdata[0]"
+    )
     traces = page.locator("#pareto .scatterlayer .trace")
     first = next(traces.nth(i) for i in range(traces.count()) if traces.nth(i).locator(".point").count())
     box = first.locator(".point").first.bounding_box()
@@ -61,6 +64,8 @@ def test_report_command_writes_the_file(run_dir: RunDirectory, tmp_path: Path) -
 
 def test_report_of_a_missing_run_directory_is_one_clear_error(tmp_path: Path, capsys) -> None:
     assert main(["report", str(tmp_path / "absent"), "--out", str(tmp_path / "r.html")]) == 2
-    assert capsys.readouterr().err.strip() == (f"autopeft: error: {tmp_path / 'absent'}: run directory not found; "
-                                               "expected the --out folder of `autopeft search`")
+    assert capsys.readouterr().err.strip() == (
+        f"autopeft: error: {tmp_path / 'absent'}: run directory not found; "
+        "expected the --out folder of `autopeft search`"
+    )
     assert not (tmp_path / "r.html").exists()

@@ -48,10 +48,20 @@ class HandLoop:
             self.update(step)
 
 
-def plan_for(layers: int, methods: dict[str, dict[str, object]], modules: tuple[str, ...] = (
-        "attention.self.query", "attention.self.value"), rank: int = 4) -> PeftPlan:
-    return PeftPlan(adapters=tuple(ModuleAdapter(layer=layer, module=m, rank=rank, alpha=2 * rank)
-                                   for layer in range(layers) for m in modules), methods=methods)
+def plan_for(
+    layers: int,
+    methods: dict[str, dict[str, object]],
+    modules: tuple[str, ...] = ("attention.self.query", "attention.self.value"),
+    rank: int = 4,
+) -> PeftPlan:
+    return PeftPlan(
+        adapters=tuple(
+            ModuleAdapter(layer=layer, module=m, rank=rank, alpha=2 * rank)
+            for layer in range(layers)
+            for m in modules
+        ),
+        methods=methods,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -76,8 +86,16 @@ def hand_loop(folder: Path, plan: PeftPlan, total_steps: int, lr: float = 1e-3) 
     task = load_task(TaskConfig(name="demo"), Path("."))
     split = TokenizedSplit.build(task.train[:256], tokenizer, 24)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
-    (cls, config), = configured_controllers(plan)
+    ((cls, config),) = configured_controllers(plan)
     controller = cls(config)
-    controller.setup(TrainingContext(model, optimizer, total_steps,
-                                     lambda size, seed: split.shuffled_forever(size, CPU, seed), CPU, seed=0))
+    controller.setup(
+        TrainingContext(
+            model,
+            optimizer,
+            total_steps,
+            lambda size, seed: split.shuffled_forever(size, CPU, seed),
+            CPU,
+            seed=0,
+        )
+    )
     return HandLoop(model, optimizer, controller, split)

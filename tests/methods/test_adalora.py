@@ -21,11 +21,19 @@ ADALORA = {"target_rank_ratio": 0.5, "initial_fraction": 0.1, "final_fraction": 
 
 
 def test_final_total_rank_meets_the_budget_and_ranks_differ(tiny_bert_dir: Path, tmp_path: Path) -> None:
-    budget = BudgetConfig(train_examples=256, dev_examples=32, steps=40, max_length=24, batch_size=8,
-                          learning_rate=3e-3, evaluations=1)
+    budget = BudgetConfig(
+        train_examples=256,
+        dev_examples=32,
+        steps=40,
+        max_length=24,
+        batch_size=8,
+        learning_rate=3e-3,
+        evaluations=1,
+    )
     plan = plan_for(2, {"adalora": ADALORA}, MODULES, rank=8)
-    result = run_trial(plan, TrialSpec(str(tiny_bert_dir), TaskConfig(name="demo"), budget), RecordingReporter(),
-                       tmp_path)
+    result = run_trial(
+        plan, TrialSpec(str(tiny_bert_dir), TaskConfig(name="demo"), budget), RecordingReporter(), tmp_path
+    )
     assert result.state == "complete", result.reason
     report = result.method_reports["adalora"]
     assert report["target_total_rank"] == 4 * len(plan.adapted)
@@ -47,7 +55,9 @@ def test_exported_lora_reproduces_the_adalora_outputs(tiny_bert_dir: Path, tmp_p
     lora_model, final_plan = adalora_to_lora(loop.model, plan, layout)
     lora_model.save_pretrained(tmp_path / "adapter")
     tokenizer = load_tokenizer(tiny_bert_dir)
-    reloaded = PeftModel.from_pretrained(load_classifier(tiny_bert_dir, 2, tokenizer.pad_token_id), tmp_path / "adapter")
+    reloaded = PeftModel.from_pretrained(
+        load_classifier(tiny_bert_dir, 2, tokenizer.pad_token_id), tmp_path / "adapter"
+    )
     reloaded.eval()
     with torch.no_grad():
         assert torch.allclose(reloaded(**batch).logits, expected, atol=1e-5)

@@ -19,7 +19,9 @@ from autopeft.tokenized_split import TokenizedSplit
 from autopeft.trial import TrialSpec, evaluate, run_trial
 from tests.methods.conftest import plan_for
 
-BUDGET = BudgetConfig(train_examples=64, dev_examples=32, steps=10, max_length=24, batch_size=8, evaluations=1)
+BUDGET = BudgetConfig(
+    train_examples=64, dev_examples=32, steps=10, max_length=24, batch_size=8, evaluations=1
+)
 
 
 @pytest.mark.parametrize("key", sorted(METHODS))
@@ -37,11 +39,13 @@ def test_controller_declares_its_config_and_hooks(key: str) -> None:
 
 
 @pytest.mark.parametrize("key", sorted(METHODS))
-def test_method_trains_reports_and_exports_a_loadable_adapter(key: str, tiny_bert_dir: Path,
-                                                              tmp_path: Path) -> None:
+def test_method_trains_reports_and_exports_a_loadable_adapter(
+    key: str, tiny_bert_dir: Path, tmp_path: Path
+) -> None:
     plan = plan_for(2, {key: {}}, ("attention.self.query", "output.dense"))
-    result = run_trial(plan, TrialSpec(str(tiny_bert_dir), TaskConfig(name="demo"), BUDGET), RecordingReporter(),
-                       tmp_path)
+    result = run_trial(
+        plan, TrialSpec(str(tiny_bert_dir), TaskConfig(name="demo"), BUDGET), RecordingReporter(), tmp_path
+    )
     assert result.state == "complete", result.reason
     json.dumps(result.method_reports)
     assert key in result.method_reports

@@ -17,15 +17,17 @@ from autopeft.tokenized_split import TokenizedSplit
 from tests.methods.conftest import CPU, plan_for
 
 MODULES = ("attention.self.query", "attention.self.value", "intermediate.dense", "output.dense")
-BUDGET = BudgetConfig(train_examples=128, dev_examples=32, steps=20, max_length=24, batch_size=8,
-                      learning_rate=3e-3)
+BUDGET = BudgetConfig(
+    train_examples=128, dev_examples=32, steps=20, max_length=24, batch_size=8, learning_rate=3e-3
+)
 
 
 def _runner(folder: Path) -> PhaseRunner:
     tokenizer = load_tokenizer(folder)
     split = TokenizedSplit.build(load_task(TaskConfig(name="demo"), Path(".")).train[:128], tokenizer, 24)
-    return PhaseRunner(lambda: load_classifier(folder, 2, tokenizer.pad_token_id), split, BUDGET, CPU, 0,
-                       str(folder), None)
+    return PhaseRunner(
+        lambda: load_classifier(folder, 2, tokenizer.pad_token_id), split, BUDGET, CPU, 0, str(folder), None
+    )
 
 
 def _prepared(folder: Path, **config: object) -> tuple[DifforaController, object]:
@@ -57,9 +59,13 @@ def test_selection_phase_moves_the_gates(tiny_bert_dir: Path) -> None:
     assert any(abs(value - 0.5) > 1e-4 for value in controller.gate_values.values())
 
 
-@pytest.mark.parametrize(("rho", "scope", "expected"), [(0.25, "global", 2), (0.5, "global", 4), (0.25, "layer", 2),
-                                                       (0.75, "layer", 6)])
-def test_kept_set_has_exactly_the_requested_size(rho: float, scope: str, expected: int, tiny_bert_dir: Path) -> None:
+@pytest.mark.parametrize(
+    ("rho", "scope", "expected"),
+    [(0.25, "global", 2), (0.5, "global", 4), (0.25, "layer", 2), (0.75, "layer", 6)],
+)
+def test_kept_set_has_exactly_the_requested_size(
+    rho: float, scope: str, expected: int, tiny_bert_dir: Path
+) -> None:
     controller, prepared = _prepared(tiny_bert_dir, rho=rho, scope=scope)
     assert len(controller.selected) == expected
     assert len(prepared.plan.adapted) == expected
@@ -86,8 +92,9 @@ def test_gate_is_folded_into_the_inherited_b(tiny_bert_dir: Path) -> None:
     plain, _ = _prepared(tiny_bert_dir, rho=0.5, fold_gate=False)
     assert folded.selected == plain.selected
     name = folded.selected[0]
-    torch.testing.assert_close(folded.inherited[f"{name}.lora_B"],
-                               folded.gate_values[name] * plain.inherited[f"{name}.lora_B"])
+    torch.testing.assert_close(
+        folded.inherited[f"{name}.lora_B"], folded.gate_values[name] * plain.inherited[f"{name}.lora_B"]
+    )
 
 
 def test_random_control_arm_keeps_as_many_modules(tiny_bert_dir: Path) -> None:

@@ -26,7 +26,9 @@ def _grads_by_block(model: torch.nn.Module) -> dict[int, list[bool]]:
     grads: dict[int, list[bool]] = {}
     for name, parameter in model.named_parameters():
         if "lora_" in name:
-            grads.setdefault(block_index(name.removeprefix("base_model.model.")), []).append(parameter.grad is not None)
+            grads.setdefault(block_index(name.removeprefix("base_model.model.")), []).append(
+                parameter.grad is not None
+            )
     return grads
 
 
@@ -72,9 +74,14 @@ def test_backward_graph_stops_at_the_lowest_active_block(deep_bert_dir: Path) ->
     loop = hand_loop(deep_bert_dir, plan_for(8, {"ist": {**IST, "active_layer_ratio": 0.25}}), total_steps=10)
     layers = loop.model.get_base_model().bert.encoder.layer
     needs_grad: dict[int, bool] = {}
-    hooks = [layer.register_forward_hook(
-        lambda module, inputs, output, i=i: needs_grad.__setitem__(i, output[0].requires_grad if isinstance(
-            output, tuple) else output.requires_grad)) for i, layer in enumerate(layers)]
+    hooks = [
+        layer.register_forward_hook(
+            lambda module, inputs, output, i=i: needs_grad.__setitem__(
+                i, output[0].requires_grad if isinstance(output, tuple) else output.requires_grad
+            )
+        )
+        for i, layer in enumerate(layers)
+    ]
     saved: list[int] = []
     batch = next(loop.split.shuffled_forever(8, CPU, seed=3))
     for step in range(10):
@@ -95,12 +102,16 @@ def test_backward_graph_stops_at_the_lowest_active_block(deep_bert_dir: Path) ->
     assert sparse_saved < 0.75 * sum(saved)
 
 
-def test_importance_profile_is_saved_and_the_artifact_is_an_ordinary_adapter(tiny_bert_dir: Path,
-                                                                          tmp_path: Path) -> None:
-    budget = BudgetConfig(train_examples=64, dev_examples=32, steps=8, max_length=24, batch_size=8, evaluations=1)
+def test_importance_profile_is_saved_and_the_artifact_is_an_ordinary_adapter(
+    tiny_bert_dir: Path, tmp_path: Path
+) -> None:
+    budget = BudgetConfig(
+        train_examples=64, dev_examples=32, steps=8, max_length=24, batch_size=8, evaluations=1
+    )
     plan = plan_for(2, {"ist": {**IST, "active_layer_ratio": 0.5, "update_interval": 2}})
-    result = run_trial(plan, TrialSpec(str(tiny_bert_dir), TaskConfig(name="demo"), budget), RecordingReporter(),
-                       tmp_path)
+    result = run_trial(
+        plan, TrialSpec(str(tiny_bert_dir), TaskConfig(name="demo"), budget), RecordingReporter(), tmp_path
+    )
     assert result.state == "complete", result.reason
     report = result.method_reports["ist"]
     assert report["blocks"] == [0, 1] and len(report["importance"]) == 2 and report["score_updates"] == 3

@@ -24,25 +24,51 @@ class GradientAudit(TrainerCallback):
     def __init__(self) -> None:
         self.blocks_with_grads: list[set[int]] = []
 
-    def on_pre_optimizer_step(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
-        self.blocks_with_grads.append({block_index(n.removeprefix("base_model.model.")) for n, p in
-                                       model.named_parameters() if "lora_" in n and p.grad is not None})
+    def on_pre_optimizer_step(
+        self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any
+    ) -> None:
+        self.blocks_with_grads.append(
+            {
+                block_index(n.removeprefix("base_model.model."))
+                for n, p in model.named_parameters()
+                if "lora_" in n and p.grad is not None
+            }
+        )
 
 
-def _train(folder: Path, plan_methods: dict[str, dict[str, object]], tmp_path: Path,
-           extra: list[TrainerCallback]) -> ControllerCallback:
+def _train(
+    folder: Path, plan_methods: dict[str, dict[str, object]], tmp_path: Path, extra: list[TrainerCallback]
+) -> ControllerCallback:
     tokenizer = load_tokenizer(folder)
-    plan = plan_for(8 if "deep" in str(folder) else 2, plan_methods, ("attention.self.query", "intermediate.dense"))
+    plan = plan_for(
+        8 if "deep" in str(folder) else 2, plan_methods, ("attention.self.query", "intermediate.dense")
+    )
     model, _ = apply_plan(load_classifier(folder, 2, tokenizer.pad_token_id), plan, total_steps=STEPS)
     task = load_task(TaskConfig(name="demo"), Path("."))
-    dataset = [{**tokenizer(text, truncation=True, max_length=24), "labels": label}
-               for (text,), label in task.train[:STEPS * 8]]
+    dataset = [
+        {**tokenizer(text, truncation=True, max_length=24), "labels": label}
+        for (text,), label in task.train[: STEPS * 8]
+    ]
     callback = ControllerCallback(plan)
-    args = TrainingArguments(output_dir=str(tmp_path / "trainer"), per_device_train_batch_size=8, max_steps=STEPS,
-                             learning_rate=3e-3, report_to=[], save_strategy="no", logging_strategy="no",
-                             use_cpu=True, seed=0, disable_tqdm=True)
-    Trainer(model=model, args=args, train_dataset=dataset, data_collator=DataCollatorWithPadding(tokenizer),
-            callbacks=[callback, *extra]).train()
+    args = TrainingArguments(
+        output_dir=str(tmp_path / "trainer"),
+        per_device_train_batch_size=8,
+        max_steps=STEPS,
+        learning_rate=3e-3,
+        report_to=[],
+        save_strategy="no",
+        logging_strategy="no",
+        use_cpu=True,
+        seed=0,
+        disable_tqdm=True,
+    )
+    Trainer(
+        model=model,
+        args=args,
+        train_dataset=dataset,
+        data_collator=DataCollatorWithPadding(tokenizer),
+        callbacks=[callback, *extra],
+    ).train()
     return callback
 
 

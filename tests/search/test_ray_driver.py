@@ -30,8 +30,10 @@ REPO = Path(__file__).resolve().parents[2]
 # Plans that always adapt something (rank >= 2 everywhere), so every trial can complete.
 DIMENSIONS = "dimensions:\n  modules: [query, value]\n  rank: {choices: [2, 4], share: module_type}"
 CONSTRAINTS = "constraints: {max_trainable_parameters: 5000}"
-LONG_BUDGET = ("budget: {train_examples: 64, dev_examples: 32, steps: STEPS, max_length: 24, batch_size: 8, "
-               "evaluations: 2}")
+LONG_BUDGET = (
+    "budget: {train_examples: 64, dev_examples: 32, steps: STEPS, max_length: 24, batch_size: 8, "
+    "evaluations: 2}"
+)
 
 
 def _space(folder: Path, model: Path, trials: int, steps: int = 6) -> Path:
@@ -40,8 +42,21 @@ def _space(folder: Path, model: Path, trials: int, steps: int = 6) -> Path:
 
 
 def _driver(space: Path, run: Path, cluster: RayCluster, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "autopeft", "search", str(space), "--out", str(run), "--backend", "ray",
-            "--address", cluster.address, "--quiet", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "autopeft",
+        "search",
+        str(space),
+        "--out",
+        str(run),
+        "--backend",
+        "ray",
+        "--address",
+        cluster.address,
+        "--quiet",
+        *extra,
+    ]
 
 
 def _wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:
@@ -66,8 +81,24 @@ def ray_run(cluster_env: RayCluster, tiny_bert_dir: Path, tmp_path_factory: pyte
     folder = tmp_path_factory.mktemp("ray_search")
     space = _space(folder, tiny_bert_dir, trials=4)
     run = folder / "run"
-    assert main(["search", str(space), "--out", str(run), "--backend", "ray",
-                 "--address", cluster_env.address, "--concurrency", "2", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "search",
+                str(space),
+                "--out",
+                str(run),
+                "--backend",
+                "ray",
+                "--address",
+                cluster_env.address,
+                "--concurrency",
+                "2",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     return run
 
 
@@ -85,13 +116,17 @@ def _shape(trial: optuna.trial.FrozenTrial) -> tuple[object, ...]:
     return (trial.state, *(tuple(sorted(names)) for names in keys), len(trial.user_attrs["curve"]))
 
 
-def test_ray_study_has_four_complete_trials_shaped_like_an_embedded_run(ray_run: Path,
-                                                                        embedded_run: Path) -> None:
+def test_ray_study_has_four_complete_trials_shaped_like_an_embedded_run(
+    ray_run: Path, embedded_run: Path
+) -> None:
     study, embedded = RunDirectory(ray_run).load_study(), RunDirectory(embedded_run).load_study()
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 4
     assert [t.number for t in study.trials] == [0, 1, 2, 3]
     assert (study.directions, study.metric_names, study.user_attrs) == (
-        embedded.directions, embedded.metric_names, embedded.user_attrs)
+        embedded.directions,
+        embedded.metric_names,
+        embedded.user_attrs,
+    )
     assert {_shape(t) for t in study.trials} == {_shape(t) for t in embedded.trials}
     for trial in study.trials:
         assert trial.values[1] == trial.user_attrs["trainable_parameters"]
@@ -115,12 +150,14 @@ def test_show_prints_the_front_of_a_ray_run(ray_run: Path, capsys: pytest.Captur
     assert f"Pareto front of space ({len(front)} of 4 trials)" in capsys.readouterr().out
 
 
-def test_address_where_nothing_listens_is_one_config_error(tiny_bert_dir: Path, tmp_path: Path,
-                                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_address_where_nothing_listens_is_one_config_error(
+    tiny_bert_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     address = f"127.0.0.1:{free_port()}"
     space = _space(tmp_path, tiny_bert_dir, trials=1)
-    code = main(["search", str(space), "--out", str(tmp_path / "run"), "--backend", "ray",
-                 "--address", address])
+    code = main(
+        ["search", str(space), "--out", str(tmp_path / "run"), "--backend", "ray", "--address", address]
+    )
     assert code == 2
     error = capsys.readouterr().err
     assert error.startswith(f"autopeft: error: --address {address}: nothing is listening there")
@@ -129,11 +166,24 @@ def test_address_where_nothing_listens_is_one_config_error(tiny_bert_dir: Path, 
 
 
 def test_gpus_the_cluster_lacks_are_refused_before_anything_is_written(
-        cluster_env: RayCluster, tiny_bert_dir: Path, tmp_path: Path,
-        capsys: pytest.CaptureFixture[str]) -> None:
+    cluster_env: RayCluster, tiny_bert_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     space = _space(tmp_path, tiny_bert_dir, trials=1)
-    code = main(["search", str(space), "--out", str(tmp_path / "run"), "--backend", "ray",
-                 "--address", cluster_env.address, "--gpus-per-trial", "0.5", "--quiet"])
+    code = main(
+        [
+            "search",
+            str(space),
+            "--out",
+            str(tmp_path / "run"),
+            "--backend",
+            "ray",
+            "--address",
+            cluster_env.address,
+            "--gpus-per-trial",
+            "0.5",
+            "--quiet",
+        ]
+    )
     assert code == 2
     assert "--gpus-per-trial: 0.5 requested, but the Ray cluster has 0 GPUs" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
@@ -176,19 +226,26 @@ def _trial_workers(cluster: RayCluster) -> list[psutil.Process]:
         try:
             title = " ".join(process.info["cmdline"] or [])
             if title.startswith("ray::ImplicitFunc") and (
-                    process.environ().get("RAY_AUTH_TOKEN_PATH") == cluster.env["RAY_AUTH_TOKEN_PATH"]):
+                process.environ().get("RAY_AUTH_TOKEN_PATH") == cluster.env["RAY_AUTH_TOKEN_PATH"]
+            ):
                 workers.append(process)
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue  # ended or foreign while we looked: not one of this cluster's trial workers
     return workers
 
 
-def test_killed_trial_worker_is_retried_and_the_trial_completes(ray_cluster: RayCluster, tiny_bert_dir: Path,
-                                                                tmp_path: Path) -> None:
+def test_killed_trial_worker_is_retried_and_the_trial_completes(
+    ray_cluster: RayCluster, tiny_bert_dir: Path, tmp_path: Path
+) -> None:
     run = tmp_path / "run"
-    driver = subprocess.Popen(_driver(_space(tmp_path, tiny_bert_dir, trials=1, steps=600), run, ray_cluster),
-                              cwd=REPO, env=ray_cluster.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True)
+    driver = subprocess.Popen(
+        _driver(_space(tmp_path, tiny_bert_dir, trials=1, steps=600), run, ray_cluster),
+        cwd=REPO,
+        env=ray_cluster.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     _wait_for(lambda: bool(_trial_workers(ray_cluster)), 120, "a trial worker")
     time.sleep(2.0)
     assert not (run / "trials" / "0" / "metrics.json").exists()  # still mid-trial
@@ -202,19 +259,22 @@ def test_killed_trial_worker_is_retried_and_the_trial_completes(ray_cluster: Ray
     assert len(errors) == 1 and "The actor died unexpectedly" in errors[0].read_text()
 
 
-def test_killed_driver_resumes_to_the_requested_count(ray_cluster: RayCluster, tiny_bert_dir: Path,
-                                                      tmp_path: Path) -> None:
+def test_killed_driver_resumes_to_the_requested_count(
+    ray_cluster: RayCluster, tiny_bert_dir: Path, tmp_path: Path
+) -> None:
     run = tmp_path / "run"
     command = _driver(_space(tmp_path, tiny_bert_dir, trials=3, steps=150), run, ray_cluster)
-    driver = subprocess.Popen(command, cwd=REPO, env=ray_cluster.env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    driver = subprocess.Popen(
+        command, cwd=REPO, env=ray_cluster.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     _wait_for(lambda: (run / "trials" / "1" / "plan.json").exists(), 180, "the second trial")
     driver.send_signal(signal.SIGKILL)
     driver.wait(timeout=30)
     before = {t.number: t.values for t in RunDirectory(run).load_study().trials if t.values}
     assert before, "the first trial should have completed before the driver was killed"
-    resumed = subprocess.run(command, cwd=REPO, env=ray_cluster.env, capture_output=True, text=True,
-                             timeout=240)
+    resumed = subprocess.run(
+        command, cwd=REPO, env=ray_cluster.env, capture_output=True, text=True, timeout=240
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming the Ray experiment search-0 with Tuner.restore" in " ".join(resumed.stderr.split())
     study = RunDirectory(run).load_study()
