@@ -11,13 +11,14 @@ import optuna
 import pytest
 
 from autopeft.cli import main
+from autopeft.model_layout import ModelLayout
 from autopeft.pareto import trial_rows
 from autopeft.run_directory import RunDirectory
-from autopeft.search.budgeted_sampler import BudgetedParetoSampler, CandidateFacts
+from autopeft.search.budgeted_sampler import BudgetedParetoSampler, CandidateFacts, plan_probe
 from autopeft.search.method_signals import SIGNALS_KEY, method_signals
 from autopeft.search.optuna_driver import OptunaReporter
 from autopeft.search.samplers import make_sampler
-from autopeft.search_space import SamplerConfig
+from autopeft.search_space import SamplerConfig, SearchSpace
 from tests.conftest import write_space
 
 SPACE = {
@@ -178,3 +179,21 @@ def test_a_cli_search_with_the_default_sampler_prunes_and_keeps_pruned_trials_of
     assert not any(row.on_front for row in rows if row.state == "pruned")
     proposed = [t for t in study.trials if t.number < 3 or t.number >= 6]
     assert len({tuple(sorted(t.params.items())) for t in proposed}) == len(proposed)
+
+
+def test_a_light_peft_candidate_is_costed_at_the_share_its_ratios_keep(
+    tmp_path: Path, tiny_bert: Any
+) -> None:
+    space = SearchSpace.load(
+        write_space(
+            tmp_path,
+            "tiny",
+            methods="methods:\n  light_peft: {enabled: [false, true], module_ratio: 0.5, rank_ratio: 0.25}",
+        )
+    )
+    probe = plan_probe(space, ModelLayout.from_model(tiny_bert, "tiny"))
+    params = {"layer.0": True, "layer.1": True, "rank.query": 4, "rank.value": 4}
+    plain = probe({**params, "light_peft.enabled": False})
+    pruned = probe({**params, "light_peft.enabled": True})
+    assert pruned.trainable_parameters == plain.trainable_parameters == plain.expected
+    assert pruned.expected == pytest.approx(0.5 * 0.75 * plain.trainable_parameters)

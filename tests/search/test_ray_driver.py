@@ -246,7 +246,7 @@ def test_killed_trial_worker_is_retried_and_the_trial_completes(
         stderr=subprocess.PIPE,
         text=True,
     )
-    _wait_for(lambda: bool(_trial_workers(ray_cluster)), 120, "a trial worker")
+    _wait_for(lambda: bool(_trial_workers(ray_cluster)), 300, "a trial worker")
     time.sleep(2.0)
     assert not (run / "trials" / "0" / "metrics.json").exists()  # still mid-trial
     worker = _trial_workers(ray_cluster)[0]
