@@ -15,6 +15,7 @@ Budgets count full-trial equivalents: a trial stopped at its intermediate evalua
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import warnings
@@ -272,7 +273,7 @@ def _covered_dimensions(grid: TableGrid, rows: dict[str, Row]) -> dict[str, tupl
     usable)."""
     dimensions = dict(grid.dimensions)
     for name in grid.dimensions:
-        if _covers(grid, rows, dimensions):
+        if _covers(rows, dimensions):
             break
         dimensions[name] = dimensions[name][:1]
     return {n: c for n, c in dimensions.items() if len(c) > 1}
@@ -289,9 +290,7 @@ def _restricted(space: SearchSpace, fixed: dict[str, Any]) -> SearchSpace:
     return space.model_copy(update={"methods": methods})
 
 
-def _covers(grid: TableGrid, rows: dict[str, Row], dimensions: dict[str, tuple[Any, ...]]) -> bool:
-    import itertools
-
+def _covers(rows: dict[str, Row], dimensions: dict[str, tuple[Any, ...]]) -> bool:
     names = list(dimensions)
     return all(
         config_key(dict(zip(names, combo, strict=True))) in rows
