@@ -32,6 +32,7 @@ import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -153,7 +154,7 @@ class BudgetedParetoSampler(optuna.samplers.BaseSampler):
     ) -> dict[str, Any]:
         if self.probe is None or not search_space:
             return {}
-        history = _History.of(study, self)
+        history = _History(study, self)
         pool = self._pool(search_space, history)
         if not pool:
             return {}
@@ -227,7 +228,7 @@ class BudgetedParetoSampler(optuna.samplers.BaseSampler):
     ) -> bool:
         if self.probe is None:
             return False
-        history = _History.of(study, self)
+        history = _History(study, self)
         gains = history.gains(checkpoint)
         if len(gains) < 3:
             return False
@@ -291,10 +292,6 @@ class _History:
         self.params, self.metrics = self._observations()
         self.signal_weights = average_signals(self.finished)
 
-    @classmethod
-    def of(cls, study: optuna.Study, sampler: BudgetedParetoSampler) -> _History:
-        return cls(study, sampler)
-
     def _observations(self) -> tuple[list[Params], list[float]]:
         params = [dict(t.params) for t in self.complete]
         metrics = [t.values[self.metric_index] for t in self.complete]
@@ -313,7 +310,7 @@ class _History:
             return float(trial.values[self.cost_index])
         return self.sampler.facts(dict(trial.params)).expected
 
-    @property
+    @cached_property
     def front_points(self) -> list[tuple[float, float]]:
         feasible = [t for t in self.complete if all(v <= 0 for v in t.constraints.values())]
         points = [(self.cost_of(t), t.values[self.metric_index]) for t in feasible]
@@ -367,7 +364,7 @@ class _Encoder:
         return np.hstack(parts)
 
     def prior_mean(self, signal_prior: float) -> np.ndarray:
-        width = len(self.columns) + 1 + bool(self.signals)
+        width = len(self.columns) + 1 + bool(self.signals)  # the columns of `matrix`: one-hots, size, signals
         mean = np.zeros(width)
         if self.signals:
             mean[-1] = signal_prior
