@@ -30,6 +30,7 @@ from autopeft.analysis.intruders import (
     epsilon_sweep,
     intruder_scores,
 )
+from autopeft.analysis.merged_core import MergedCore, MergedSpectrum, merged_spectrum
 from autopeft.analysis.noise_floor import NoiseFloor, noise_floor
 from autopeft.analysis.powerlaw import PowerLawFit, fit_power_law
 from autopeft.analysis.report import AuditReport
@@ -41,11 +42,9 @@ from autopeft.analysis.spectra import (
     stable_rank,
 )
 from autopeft.analysis.svd import (
-    MergedSpectrum,
     Svd,
     full_svd,
     lowrank_svd,
-    merged_spectrum,
     randomized_svd,
     set_threads,
     singular_values,
@@ -64,6 +63,7 @@ __all__ = [
     "EntanglementProfile",
     "IntruderScores",
     "LoraUpdate",
+    "MergedCore",
     "MergedSpectrum",
     "NoiseFloor",
     "PowerLawFit",

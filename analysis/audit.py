@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from autopeft.analysis.adapter import Adapter, read_adapter, update_factors
-from autopeft.analysis.cache import SvdCache
+from autopeft.analysis.cache import SvdCache, file_identity
 from autopeft.analysis.checkpoint import Checkpoint, Source, open_checkpoint
 from autopeft.analysis.entanglement import ORDERINGS, entanglement_profile, lowrank_entanglement_profile
 from autopeft.analysis.errors import AuditConfigError
@@ -32,8 +32,9 @@ from autopeft.analysis.intruders import (
     epsilon_sweep,
     intruder_scores,
 )
-from autopeft.analysis.metrics import spectrum_metrics
-from autopeft.analysis.naming import layer_index, module_type, read_matrix
+from autopeft.analysis.merged_core import merged_spectrum
+from autopeft.analysis.metrics import METRICS_VERSION, spectrum_metrics
+from autopeft.analysis.naming import MatrixEntry, layer_index, module_type, read_matrix
 from autopeft.analysis.noise_floor import is_low_precision, noise_floor
 from autopeft.analysis.pairing import (
     BASE_ONLY,
@@ -52,16 +53,17 @@ from autopeft.analysis.svd import (
     as_fp32,
     full_svd,
     lowrank_svd,
-    merged_spectrum,
     resolve_device,
     set_threads,
     singular_values,
     truncate,
+    try_lanczos_svd,
     try_randomized_svd,
 )
 
 Progress = Callable[[int, int], None]
-TOPK_METHODS = ("exact", "randomized")
+TOPK_METHODS = ("lanczos", "exact", "randomized")
+SPECTRA = ("full", "top")
 
 
 @dataclass(frozen=True)
@@ -70,8 +72,14 @@ class AuditConfig:
 
     k, epsilon: intruder test (top-k fine-tuned left vectors, |cos| < ε); sweep: add counts for ε = 0.05…0.95.
     device: 'cpu' or 'cuda'; threads: torch.set_num_threads for the run (None keeps the current setting).
-    topk: top-k vectors of a dense Wt by 'exact' (one thin SVD also gives all values) or 'randomized'
-    (subspace iteration, q ≥ power_iterations, for huge matrices; accepted by the Wedin test, else exact).
+    topk: top-k vectors of a dense Wt by 'lanczos' (ARPACK on its Gram operator beside a values-only SVD,
+    several times cheaper than the vectors of a thin SVD), 'exact' (one thin SVD, which also gives all values)
+    or 'randomized' (subspace iteration, q ≥ power_iterations, for huge matrices); the first and last are
+    accepted only when every Wedin bound is ≤ 1e-3, else the exact SVD is used.
+    spectrum: the fine-tuned matrix's spectrum, 'full' (every singular value: its α, effective rank and entropy)
+    or 'top' (only σ_1..σ_k+1 and the exact ‖Wt‖_F: norms, stable rank and intruders, several times faster for
+    adapters, whose ΔW rows stay complete either way; a dense Wt skips its values-only SVD only when the
+    randomized top-k is accepted).
     entanglement, ordering: the entanglement profile of ΔW and its site ordering.
     include_embeddings, split_fused: scope; cache_dir / use_cache: the base-SVD cache; allow_pickle: read
     pickle weights with torch.load(weights_only=True); report_mismatches: shape mismatches become rows, not errors.
@@ -82,8 +90,9 @@ class AuditConfig:
     sweep: bool = False
     device: str = "cpu"
     threads: int | None = None
-    topk: str = "exact"
+    topk: str = "lanczos"
     power_iterations: int = 4
+    spectrum: str = "full"
     entanglement: bool = True
     ordering: str = "row_then_col"
     include_embeddings: bool = False
@@ -97,6 +106,7 @@ class AuditConfig:
         _require(self.k >= 1, "k", "an integer >= 1", self.k)
         _require(0.0 < self.epsilon <= 1.0, "epsilon", "a value in (0, 1]", self.epsilon)
         _require(self.topk in TOPK_METHODS, "topk", f"one of {TOPK_METHODS}", self.topk)
+        _require(self.spectrum in SPECTRA, "spectrum", f"one of {SPECTRA}", self.spectrum)
         _require(
             self.power_iterations >= 4,
             "power_iterations",
@@ -152,6 +162,9 @@ class _Runner:
     ) -> None:
         self.config, self.device, self.base, self.other = config, device, base, other
         self.cache = SvdCache(config.cache_dir) if config.use_cache else None
+        self.keys: dict[str, str] = {}
+        self.identities: dict[Path, str] = {}
+        self.base_reads = 0
 
     def run(self, jobs: list[MatrixJob], on_progress: Progress | None) -> AuditReport:
         report = AuditReport(rows=[])
@@ -165,6 +178,8 @@ class _Runner:
                 report.details.update({job.name: details} if details else {})
                 if on_progress is not None:
                     on_progress(index + 1, len(jobs))
+        if self.cache is not None:
+            self.cache.save_keys()
         return report
 
     def _load(self, job: MatrixJob) -> dict[str, Tensor]:
@@ -172,7 +187,13 @@ class _Runner:
         tensors: dict[str, Tensor] = {}
         if job.kind == UNMATCHED:
             return tensors
-        tensors["base"] = read_matrix(self.base, job.base)  # type: ignore[arg-type]
+        if job.kind == DENSE or not self._base_is_cached(job):
+            tensors["base"] = read_matrix(self.base, job.base)  # type: ignore[arg-type]
+            self.base_reads += 1
+        if (
+            self.cache is not None and job.name not in self.keys
+        ):  # hashing releases the GIL: it overlaps compute
+            self.keys[job.name] = self.cache.key(tensors["base"], self._origin(job.base))  # type: ignore[arg-type]
         if job.kind == DENSE:
             tensors["ft"] = read_matrix(self.other, job.finetuned)  # type: ignore[arg-type]
         if job.kind == LORA:
@@ -181,29 +202,69 @@ class _Runner:
             tensors["B"], tensors["A"] = (B[rows[0] : rows[1]] if rows else B), A
         return tensors
 
+    def _base_is_cached(self, job: MatrixJob) -> bool:
+        """Whether the base matrix's key is remembered and its entry stored, so the weights need not be read."""
+        origin = self._origin(job.base) if self.cache is not None else None  # type: ignore[arg-type]
+        key = self.cache.remembered_key(origin) if origin is not None else None  # type: ignore[union-attr]
+        if key is None or not self.cache.has(key):  # type: ignore[union-attr]
+            return False
+        self.keys[job.name] = key
+        return True
+
+    def _origin(self, entry: MatrixEntry) -> str | None:
+        """The file identity of a base matrix read from a file (None for one held in memory)."""
+        path = self.base.files.get(entry.key)
+        if path is None:
+            return None
+        if path not in self.identities:
+            self.identities[path] = file_identity(path)
+        return f"{self.identities[path]}|{entry.key}|{entry.transpose}|{entry.rows}"
+
     def _compute(
         self, job: MatrixJob, tensors: dict[str, Tensor]
     ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         if job.kind == UNMATCHED:
             return [_unmatched_row(job)], {}
         if job.kind == BASE_ONLY:
-            return [self._row(job, "base", self._base_values(tensors["base"]))], {}
+            return [self._base_row(job, lambda: self._base_values(job, tensors))], {}
         if job.kind == DENSE:
-            return self._dense(job, tensors["base"], tensors["ft"])
-        return self._lora(job, tensors["base"], tensors["B"].to(self.device), tensors["A"].to(self.device))
+            return self._dense(job, tensors)
+        return self._lora(job, tensors, tensors["B"].to(self.device), tensors["A"].to(self.device))
 
-    def _base_values(self, W: Tensor) -> Tensor:
-        return self.cache.values(W, self.device) if self.cache else singular_values(as_fp32(W, self.device))
+    def _base_values(self, job: MatrixJob, tensors: dict[str, Tensor]) -> Tensor:
+        if self.cache is None:
+            return singular_values(as_fp32(tensors["base"], self.device))
+        return self.cache.values(self._base_matrix(job, tensors), self.device, self.keys[job.name])
 
-    def _base_svd(self, W: Tensor) -> Svd:
-        return self.cache.decomposition(W, self.device) if self.cache else full_svd(as_fp32(W, self.device))
+    def _base_svd(self, job: MatrixJob, tensors: dict[str, Tensor]) -> Svd:
+        if self.cache is None:
+            return full_svd(as_fp32(tensors["base"], self.device))
+        return self.cache.decomposition(self._base_matrix(job, tensors), self.device, self.keys[job.name])
 
-    def _dense(self, job: MatrixJob, W0: Tensor, Wt: Tensor) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    def _base_matrix(self, job: MatrixJob, tensors: dict[str, Tensor]) -> Tensor | Callable[[], Tensor]:
+        """The base matrix if it was read, else a reader the cache calls only if its entry has gone since."""
+        W = tensors.get("base")
+        return W if W is not None else lambda: read_matrix(self.base, job.base)  # type: ignore[arg-type]
+
+    def _base_row(self, job: MatrixJob, values: Callable[[], Tensor]) -> dict[str, Any]:
+        """The base row; its metrics come from the cache beside the base SVD when there is one, and then the
+        base's singular values are not even read."""
+        shape = job.base.shape  # type: ignore[union-attr]
+        compute = lambda: spectrum_metrics(values().cpu(), shape)  # noqa: E731
+        if self.cache is None:
+            return self._row(job, "base", compute())
+        return self._row(job, "base", self.cache.metrics(self.keys[job.name], METRICS_VERSION, compute))
+
+    def _dense(
+        self, job: MatrixJob, tensors: dict[str, Tensor]
+    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         """Dense fine-tune: values-only SVDs of Wt and ΔW, randomized (or exact) top-k of Wt, cached base SVD."""
-        base = self._base_svd(W0)
+        W0, Wt = tensors["base"], tensors["ft"]
+        base = self._base_svd(job, tensors)
         merged = as_fp32(Wt, self.device)
         S_t, top = self._top(merged)
         scores = intruder_scores(base_overlap(base.U, top.U), base.S, S_t)  # type: ignore[arg-type]
+        frobenius = None if S_t.numel() == min(merged.shape) else float(torch.linalg.matrix_norm(merged))
         delta = merged - as_fp32(W0, self.device)
         S_d = (
             singular_values(delta)
@@ -211,18 +272,23 @@ class _Runner:
             else torch.zeros(min(delta.shape), device=delta.device)
         )
         profile = self._dense_profile(delta, S_d)
-        rows = [self._row(job, "base", base.S), self._ft_row(job, S_t, scores)]
+        rows = [self._base_row(job, lambda: base.S), self._ft_row(job, S_t, scores, frobenius)]
         rows.append(self._delta_row(job, S_d, base.S, Wt if is_low_precision(Wt.dtype) else None, profile))
         return rows, self._details(scores, profile)
 
     def _top(self, merged: Tensor) -> tuple[Tensor, Svd]:
+        """A dense Wt's singular values (all, or the top k under spectrum='top') and its top-k triplets."""
+        k = self.config.k
+        values = singular_values(merged) if self.config.spectrum == "full" else None
         top = None
-        if self.config.topk == "randomized":
-            top = try_randomized_svd(merged, self.config.k, self.config.power_iterations)
+        if self.config.topk == "lanczos":
+            top = try_lanczos_svd(merged, k, values)
+        elif self.config.topk == "randomized":
+            top = try_randomized_svd(merged, k, self.config.power_iterations)
         if top is None:
             exact = full_svd(merged)
-            return exact.S, truncate(exact, self.config.k)
-        return singular_values(merged), top
+            return exact.S, truncate(exact, k)
+        return (top.S if values is None else values), top
 
     def _dense_profile(self, delta: Tensor, S_d: Tensor) -> dict[str, Any] | None:
         if not self.config.entanglement or float(S_d.max()) == 0.0:
@@ -231,15 +297,16 @@ class _Runner:
         return entanglement_profile(delta, self.config.ordering, centre)._asdict()
 
     def _lora(
-        self, job: MatrixJob, W0: Tensor, B: Tensor, A: Tensor
+        self, job: MatrixJob, tensors: dict[str, Tensor], B: Tensor, A: Tensor
     ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         """LoRA update: exact spectra of ΔW from QR cores, of Wt from the cached base SVD (no second large SVD)."""
-        base = self._base_svd(W0)
-        merged = merged_spectrum(base, B, A, self.config.k)
+        base = self._base_svd(job, tensors)
+        merged = merged_spectrum(base, B, A, self.config.k, complete=self.config.spectrum == "full")
         scores = intruder_scores(merged.overlap, base.S, merged.S)
         S_d = lowrank_svd(B, A).S
         profile = self._lora_profile(B, A, S_d)
-        rows = [self._row(job, "base", base.S), self._ft_row(job, merged.S, scores)]
+        frobenius = None if merged.complete else merged.frobenius
+        rows = [self._base_row(job, lambda: base.S), self._ft_row(job, merged.S, scores, frobenius)]
         rows.append(self._delta_row(job, S_d, base.S, None, profile))
         return rows, self._details(scores, profile)
 
@@ -250,10 +317,11 @@ class _Runner:
             return lowrank_entanglement_profile(B, A)._asdict()
         return entanglement_profile(B @ A, self.config.ordering)._asdict()
 
-    def _row(self, job: MatrixJob, kind: str, S: Tensor) -> dict[str, Any]:
+    def _row(self, job: MatrixJob, kind: str, metrics: tuple[dict[str, float], list[str]]) -> dict[str, Any]:
+        """One table row from the spectrum metrics (values, reasons) of one of the job's matrices."""
         entry = job.base
         shape = entry.shape  # type: ignore[union-attr]
-        values, reasons = spectrum_metrics(S.cpu(), shape)
+        values, reasons = metrics
         update = job.update
         return {
             "matrix": job.name,
@@ -272,8 +340,10 @@ class _Runner:
             "reason": "; ".join(reasons),
         }
 
-    def _ft_row(self, job: MatrixJob, S: Tensor, scores: IntruderScores) -> dict[str, Any]:
-        row = self._row(job, "ft", S)
+    def _ft_row(
+        self, job: MatrixJob, S: Tensor, scores: IntruderScores, frobenius: float | None
+    ) -> dict[str, Any]:
+        row = self._row(job, "ft", spectrum_metrics(S.cpu(), job.base.shape, frobenius))  # type: ignore[union-attr]
         row["n_intruders"] = count_intruders(scores.scores, self.config.epsilon)
         row["min_intruder_score"] = float(scores.scores.min())
         row["n_degenerate_top"] = int(scores.degenerate.sum())
@@ -289,7 +359,7 @@ class _Runner:
         stored_ft: Tensor | None,
         profile: dict[str, Any] | None,
     ) -> dict[str, Any]:
-        row = self._row(job, "delta", S_d)
+        row = self._row(job, "delta", spectrum_metrics(S_d.cpu(), job.base.shape))  # type: ignore[union-attr]
         base_norm = float(torch.linalg.vector_norm(S_base.double()))
         row["relative_update"] = row["frobenius_norm"] / base_norm if base_norm > 0 else math.nan
         row["entanglement_max"] = max(profile["entropies"]) if profile else math.nan
@@ -376,7 +446,12 @@ def _meta(
         "seconds": seconds,
         "cache": None
         if cache is None
-        else {"directory": str(cache.directory), "hits": cache.hits, "misses": cache.misses},
+        else {
+            "directory": str(cache.directory),
+            "hits": cache.hits,
+            "misses": cache.misses,
+            "base_matrices_read": runner.base_reads,
+        },
     }
 
 

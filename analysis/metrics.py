@@ -8,6 +8,7 @@ reason, never a sentinel like -1.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -18,28 +19,50 @@ from autopeft.analysis.powerlaw import fit_power_law
 
 Values = dict[str, float]
 REASON = "reason"
+PARTIAL_REASON = (
+    "only the top singular values were computed (spectrum='top'): α and the ranks need all of them"
+)
 
 
 @dataclass(frozen=True)
 class Metric:
-    """Columns computed together by `compute(S, shape)` from the singular values of an (m, n) matrix."""
+    """Columns computed together by `compute(S, shape)` from the singular values of an (m, n) matrix.
+
+    `from_top(S_top, frobenius)` computes the same columns from the top singular values and the exact `‖W‖_F`
+    (the LoRA fast path's `spectrum='top'`); a metric without it is NaN, with `PARTIAL_REASON`, there.
+    """
 
     columns: tuple[str, ...]
     compute: Callable[[Tensor, tuple[int, int]], Values]
+    from_top: Callable[[Tensor, float], Values] | None = None
 
 
-def _norms(S: Tensor, shape: tuple[int, int]) -> Values:
-    top = spectra.spectral_norm(S)
+def _norm_columns(top: float) -> Values:
     return {"spectral_norm": top, "log_spectral_norm": spectra.log10_or_nan(top**2)}
 
 
-def _frobenius(S: Tensor, shape: tuple[int, int]) -> Values:
-    frobenius = spectra.frobenius_norm(S)
+def _norms(S: Tensor, shape: tuple[int, int]) -> Values:
+    return _norm_columns(spectra.spectral_norm(S))
+
+
+def _top_norms(S: Tensor, frobenius: float) -> Values:
+    return _norm_columns(spectra.spectral_norm(S))
+
+
+def _frobenius_columns(frobenius: float, top: float) -> Values:
     return {
         "frobenius_norm": frobenius,
         "log_norm": spectra.log10_or_nan(frobenius**2),
-        "stable_rank": spectra.stable_rank(S),
+        "stable_rank": frobenius**2 / top**2 if top > 0 else math.nan,
     }
+
+
+def _frobenius(S: Tensor, shape: tuple[int, int]) -> Values:
+    return _frobenius_columns(spectra.frobenius_norm(S), spectra.spectral_norm(S))
+
+
+def _top_frobenius(S: Tensor, frobenius: float) -> Values:
+    return _frobenius_columns(frobenius, spectra.spectral_norm(S))
 
 
 def _ranks(S: Tensor, shape: tuple[int, int]) -> Values:
@@ -65,8 +88,8 @@ def _power_law(S: Tensor, shape: tuple[int, int]) -> Values:
 
 
 METRICS: tuple[Metric, ...] = (
-    Metric(("spectral_norm", "log_spectral_norm"), _norms),
-    Metric(("frobenius_norm", "log_norm", "stable_rank"), _frobenius),
+    Metric(("spectral_norm", "log_spectral_norm"), _norms, _top_norms),
+    Metric(("frobenius_norm", "log_norm", "stable_rank"), _frobenius, _top_frobenius),
     Metric(("effective_rank", "energy_entropy", "numerical_rank"), _ranks),
     Metric(
         ("alpha", "alpha_xmin", "alpha_ks", "alpha_tail", "alpha_sigma", "alpha_weighted", "log_alpha_norm"),
@@ -74,16 +97,29 @@ METRICS: tuple[Metric, ...] = (
     ),
 )
 COLUMNS: tuple[str, ...] = tuple(column for metric in METRICS for column in metric.columns)
+METRICS_VERSION = "v1:" + ",".join(COLUMNS)
+"""Names the table for cached base metrics; bump the prefix when a metric's definition changes."""
 
 
-def spectrum_metrics(S: Tensor, shape: tuple[int, int]) -> tuple[Values, list[str]]:
-    """Every table metric of one complete spectrum, and the reasons for the NaNs among them."""
+def spectrum_metrics(
+    S: Tensor, shape: tuple[int, int], frobenius: float | None = None
+) -> tuple[Values, list[str]]:
+    """Every table metric of one spectrum, and the reasons for the NaNs among them.
+
+    With `frobenius` (the exact `‖W‖_F`), `S` holds only the top singular values: the Frobenius columns come
+    from it and the metrics that need every value are NaN.
+    """
     values: Values = {}
     reasons: list[str] = []
     for metric in METRICS:
-        computed = metric.compute(S, shape)
+        if frobenius is None:
+            computed = metric.compute(S, shape)
+        elif metric.from_top is not None:
+            computed = metric.from_top(S, frobenius)
+        else:
+            computed = {**dict.fromkeys(metric.columns, math.nan), REASON: PARTIAL_REASON}  # type: ignore[dict-item]
         reason = computed.pop(REASON, "")
-        reasons += [str(reason)] if reason else []
+        reasons += [str(reason)] if reason and str(reason) not in reasons else []
         values.update(computed)
     if values["spectral_norm"] == 0.0:
         reasons = ["zero matrix: ranks, entropies and alpha are undefined"]

@@ -1,21 +1,30 @@
-"""Singular value decompositions: exact, values-only, randomized top-k, and exact low-rank updates.
+"""Singular value decompositions: exact, values-only, randomized top-k, and the exact SVD of a low-rank product.
 
-Every decomposition upcasts to fp32 first (no library offers a bf16 SVD; ANALYSIS.md §1). The small cores of the
-low-rank paths (ANALYSIS.md §6.5, §6.6) are solved in fp64 because they are tiny and the intruder scores read
-single coordinates of their singular vectors.
+Every decomposition upcasts to fp32 first (no library offers a bf16 SVD; ANALYSIS.md §1). The small core of the
+low-rank product (ANALYSIS.md §6.6) is solved in fp64 because it is tiny. The spectrum of a LoRA-merged matrix
+comes from the cached base SVD instead (`merged_core.py`).
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from typing import NamedTuple
 
+import numpy as np
 import torch
+from scipy.sparse.linalg import ArpackError, ArpackNoConvergence, LinearOperator, eigsh
 from torch import Tensor
 
 from autopeft.analysis.errors import DeviceError
 
+logger = logging.getLogger(__name__)
 ACCEPT_TOLERANCE = 1e-3
 MAX_POWER_ITERATIONS = 16
+LANCZOS_MIN_SIZE = 64
+"""Below this size a dense solve is as fast as Lanczos."""
+LANCZOS_TOLERANCE = 1e-10
+"""ARPACK's relative residual; on MiniLM's flat top spectra the vectors still match a dense solve to 1e-15."""
 
 
 class Svd(NamedTuple):
@@ -27,19 +36,6 @@ class Svd(NamedTuple):
     S: Tensor
     U: Tensor | None = None
     V: Tensor | None = None
-
-
-class MergedSpectrum(NamedTuple):
-    """What the audit needs of `Wt = W0 + ΔW`, obtained from the base SVD without a second large SVD.
-
-    `S` holds every singular value of `Wt` (or only the top k when the full spectrum was not requested);
-    `overlap` (p, k) holds `U0ᵀ y_j`, the base coordinates of the top-k left singular vectors of `Wt`;
-    `frobenius` is `‖Wt‖_F = ‖K‖_F`, exact even when only the top of the spectrum was computed.
-    """
-
-    S: Tensor
-    overlap: Tensor
-    frobenius: float
 
 
 def set_threads(threads: int | None) -> None:
@@ -65,14 +61,26 @@ def as_fp32(W: Tensor, device: torch.device | None = None) -> Tensor:
 
 
 def full_svd(W: Tensor) -> Svd:
-    """Thin SVD of an (m, n) matrix in fp32 (gesdd on CPU)."""
-    U, S, Vh = torch.linalg.svd(as_fp32(W), full_matrices=False)
+    """Thin SVD of an (m, n) matrix in fp32 (gesdd on CPU), decomposed in its tall orientation.
+
+    torch hands LAPACK a column-major copy, and gesdd on a wide one runs 1.6–3× slower than on its transpose
+    (384×1536: 110 ms against 68 ms; benchmarks/README.md), so a wide matrix is decomposed as `Wᵀ = V S Uᵀ`.
+    """
+    W = as_fp32(W)
+    if W.shape[0] < W.shape[1]:
+        U, S, Vh = torch.linalg.svd(W.mT, full_matrices=False)
+        return Svd(S, Vh.mT, U)
+    U, S, Vh = torch.linalg.svd(W, full_matrices=False)
     return Svd(S, U, Vh.mT)
 
 
 def singular_values(W: Tensor) -> Tensor:
-    """All singular values of `W` in fp32, descending; about 2× cheaper than `full_svd` (ANALYSIS.md §6.1)."""
-    return torch.linalg.svdvals(as_fp32(W))
+    """All singular values of `W` in fp32, descending; about 2× cheaper than `full_svd` (ANALYSIS.md §6.1).
+
+    Like `full_svd`, a wide matrix is decomposed as its transpose (384×1536: 86 ms against 32 ms).
+    """
+    W = as_fp32(W)
+    return torch.linalg.svdvals(W.mT if W.shape[0] < W.shape[1] else W)
 
 
 def wedin_bounds(W: Tensor, top: Svd, S_all: Tensor | None = None) -> Tensor:
@@ -133,8 +141,54 @@ def _subspace_iteration(W: Tensor, omega: Tensor, q: int) -> Svd:
     Q = torch.linalg.qr(W @ omega).Q
     for _ in range(q):
         Q = torch.linalg.qr(W @ torch.linalg.qr(W.mT @ Q).Q).Q
-    Ub, S, Vh = torch.linalg.svd(Q.mT @ W, full_matrices=False)
-    return Svd(S, Q @ Ub, Vh.mT)
+    small = full_svd(Q.mT @ W)
+    return Svd(small.S, Q @ small.U, small.V)
+
+
+def try_lanczos_svd(W: Tensor, k: int, S_all: Tensor | None = None) -> Svd | None:
+    """Top-k singular triplets by Lanczos (ARPACK) on the smaller Gram operator of W, or None.
+
+    Each product costs 4mn flops, and ARPACK needs about 70 on MiniLM's matrices, so this is several times
+    cheaper than the vectors of a thin SVD; with a values-only SVD beside it (`S_all`, also used for the
+    gaps) a complete audit row costs far less than `full_svd`. None for small matrices, when ARPACK does not
+    converge, or when a Wedin bound exceeds 1e-3 (ANALYSIS.md §6.4): the caller then takes the exact SVD.
+    """
+    W = as_fp32(W)
+    m, n = W.shape
+    size, k = min(m, n), min(k, m, n)
+    if size < LANCZOS_MIN_SIZE or k + 1 >= size // 2:
+        return None
+    dense = W.detach().cpu().double().numpy()
+    tall = m >= n
+    found = lanczos_eigenpairs(
+        (lambda v: dense.T @ (dense @ v)) if tall else (lambda v: dense @ (dense.T @ v)), size, k + 1
+    )
+    if found is None:
+        return None
+    values, vectors = found
+    S = values[:k].clamp_min(0.0).sqrt()
+    known = vectors[:, :k].to(W.device, torch.float32)
+    other = (W.mT @ known if not tall else W @ known) / torch.where(S > 0, S, 1.0).float().to(W.device)
+    U, V = (other, known) if tall else (known, other)
+    top = Svd(S.float().to(W.device), U, V)
+    gaps = S_all if S_all is not None else values.clamp_min(0.0).sqrt().float().to(W.device)
+    return top if bool((wedin_bounds(W, top, gaps) <= ACCEPT_TOLERANCE).all()) else None
+
+
+def lanczos_eigenpairs(
+    apply: Callable[[np.ndarray], np.ndarray], size: int, count: int
+) -> tuple[Tensor, Tensor] | None:
+    """The `count` largest eigenpairs (fp64, descending) of the symmetric PSD operator `apply`, by ARPACK from a
+    fixed start vector (so runs repeat); None, logged, when it does not converge."""
+    operator = LinearOperator((size, size), matvec=apply, matmat=apply, dtype=np.float64)
+    start = np.linspace(1.0, 2.0, size)
+    try:
+        values, vectors = eigsh(operator, k=count, which="LA", tol=LANCZOS_TOLERANCE, v0=start)
+    except (ArpackNoConvergence, ArpackError) as error:
+        logger.info("Lanczos on a %d-sized operator did not converge (%s); dense solve", size, error)
+        return None
+    order = np.argsort(values)[::-1].copy()
+    return torch.from_numpy(values[order]), torch.from_numpy(vectors[:, order])
 
 
 def truncate(decomposition: Svd, k: int) -> Svd:
@@ -152,57 +206,3 @@ def lowrank_svd(B: Tensor, A: Tensor) -> Svd:
     Q2, R2 = torch.linalg.qr(A.double().mT)
     Z, S, Hh = torch.linalg.svd(R1 @ R2.mT)
     return Svd(S.float(), (Q1 @ Z).float(), (Q2 @ Hh.mT).float())
-
-
-def merged_spectrum(base: Svd, B: Tensor, A: Tensor, k: int) -> MergedSpectrum:
-    """Spectrum and intruder overlaps of `Wt = W0 + B A` from the cached base SVD (Brand 2006; ANALYSIS.md §6.5).
-
-    B (m, r) already carries the LoRA scale; A is (r, n). `Wt = [U0 Q_B] K [V0 Q_A]ᵀ` with a small core `K`,
-    so σ(Wt) = σ(K) and `U0ᵀ y_j` is the first p entries of K's j-th left singular vector.
-    """
-    assert base.U is not None and base.V is not None
-    K = _merged_core(base, B.double(), A.double().mT)
-    p = base.S.shape[0]
-    S, left = _core_decomposition(K, min(k, p))
-    return MergedSpectrum(S[:p].float(), left[:p].float(), float(torch.linalg.matrix_norm(K)))
-
-
-def _merged_core(base: Svd, B_hat: Tensor, A_hat: Tensor) -> Tensor:
-    """The core `K = diag(S0, 0) + L Rᵀ` (fp64) of ANALYSIS.md §6.5, steps 1–3."""
-    U0, V0, S0 = base.U.double(), base.V.double(), base.S.double()  # type: ignore[union-attr]
-    P, R_B = _project_and_complete(U0, B_hat)
-    Qm, R_A = _project_and_complete(V0, A_hat)
-    L = torch.cat([P, R_B])
-    R = torch.cat([Qm, R_A])
-    K = L @ R.mT
-    p = S0.shape[0]
-    K[:p, :p] += torch.diag(S0)
-    return K
-
-
-def _project_and_complete(Q0: Tensor, X: Tensor) -> tuple[Tensor, Tensor]:
-    """Coordinates `Q0ᵀ X` and the triangular factor of X's residual off span(Q0) (empty when Q0 is square)."""
-    P = Q0.mT @ X
-    if Q0.shape[0] <= Q0.shape[1]:
-        return P, X.new_zeros(0, X.shape[1])
-    residual = X - Q0 @ P
-    residual = residual - Q0 @ (Q0.mT @ residual)
-    return P, torch.linalg.qr(residual).R
-
-
-def _core_decomposition(K: Tensor, k: int) -> tuple[Tensor, Tensor]:
-    """All singular values and the top-k left singular vectors of the small fp64 core, from one `eigh`.
-
-    The Gram matrix of the smaller side is decomposed; with `KᵀK = V Λ Vᵀ` the left vectors are `K v_j / σ_j`.
-    fp64 keeps the squared spectrum exact far below the fp32 working precision of the audit.
-    """
-    if K.shape[0] <= K.shape[1]:
-        eigenvalues, vectors = torch.linalg.eigh(K @ K.mT)
-        S = eigenvalues.flip(0).clamp_min(0.0).sqrt()
-        return S, vectors.flip(1)[:, :k]
-    eigenvalues, vectors = torch.linalg.eigh(K.mT @ K)
-    S = eigenvalues.flip(0).clamp_min(0.0).sqrt()
-    right = vectors.flip(1)[:, :k]
-    nonzero = S[:k] > 0
-    left = (K @ right) / torch.where(nonzero, S[:k], torch.ones_like(S[:k]))
-    return S, left * nonzero

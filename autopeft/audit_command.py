@@ -49,6 +49,20 @@ def add_parser(subparsers: Any) -> None:
         "--epsilon", type=float, default=0.5, help="intruder threshold on |cos| (default 0.5)"
     )
     parser.add_argument("--sweep", action="store_true", help="add intruder counts for epsilon 0.05..0.95")
+    parser.add_argument(
+        "--spectrum",
+        choices=("full", "top"),
+        default="full",
+        help="fine-tuned spectrum: 'full' (alpha, effective rank) or 'top' (norms and intruders only; "
+        "several times faster for adapters)",
+    )
+    parser.add_argument(
+        "--topk",
+        choices=("lanczos", "exact", "randomized"),
+        default="lanczos",
+        help="top-k vectors of a dense fine-tune: Lanczos (default), exact SVD, or randomized (q >= 4); "
+        "Lanczos and randomized results are checked, with the exact SVD as fallback",
+    )
     parser.add_argument("--json", type=Path, help="write the full report as JSON")
     parser.add_argument("--html", type=Path, help="write a self-contained HTML summary")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
@@ -71,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
         k=args.k,
         epsilon=args.epsilon,
         sweep=args.sweep,
+        spectrum=args.spectrum,
+        topk=args.topk,
         device=args.device,
         threads=args.threads,
         cache_dir=args.cache_dir,

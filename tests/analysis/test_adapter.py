@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from peft import AdaLoraConfig, LoraConfig, PeftModel, get_peft_model
+from safetensors.torch import load_file, save_file
 from transformers import BertModel, LlamaConfig, LlamaModel
 
-from autopeft.analysis import AdapterMismatchError, audit, full_svd, read_adapter
+from autopeft.analysis import AdapterMismatchError, AuditConfig, audit, full_svd, read_adapter
 from autopeft.analysis.adapter import pattern_value, update_factors
 
 from matrix_builders import write_checkpoint
@@ -83,6 +86,51 @@ def test_lora_adapter_merges_exactly_like_peft(
         reference = full_svd(merged[f"{name}.weight"]).S
         assert math.isclose(row["spectral_norm"], float(reference[0]), rel_tol=1e-5)
         assert math.isclose(row["frobenius_norm"], float(torch.linalg.vector_norm(reference)), rel_tol=1e-5)
+
+
+def test_top_spectrum_keeps_norms_and_intruders_and_leaves_alpha_out(
+    tmp_path: Path, tiny_bert_folder: Path
+) -> None:
+    _lora_adapter(tiny_bert_folder, BertModel, ["query", "value"], tmp_path / "adapter")
+    full = audit(tiny_bert_folder, adapter=tmp_path / "adapter").to_frame()
+    top = audit(tiny_bert_folder, adapter=tmp_path / "adapter", config=AuditConfig(spectrum="top")).to_frame()
+    assert full[["matrix", "kind"]].equals(top[["matrix", "kind"]])
+    ft, ft_top = full["kind"] == "ft", top["kind"] == "ft"
+    exact = ["spectral_norm", "frobenius_norm", "stable_rank", "n_intruders", "min_intruder_score"]
+    assert np.allclose(full.loc[ft, exact].to_numpy(float), top.loc[ft_top, exact].to_numpy(float), rtol=1e-5)
+    assert top.loc[ft_top, ["alpha", "effective_rank"]].isna().all().all()
+    assert top.loc[ft_top, "reason"].str.contains("spectrum='top'").all()
+    others = ~ft
+    assert np.allclose(
+        full.loc[others, "effective_rank"].to_numpy(float),
+        top.loc[others, "effective_rank"].to_numpy(float),
+        equal_nan=True,
+    )
+
+
+def test_a_known_base_is_not_read_again_and_a_rewritten_one_is(
+    tmp_path: Path, tiny_bert_folder: Path
+) -> None:
+    _lora_adapter(tiny_bert_folder, BertModel, ["query", "value"], tmp_path / "adapter")
+    first = audit(tiny_bert_folder, adapter=tmp_path / "adapter")
+    second = audit(tiny_bert_folder, adapter=tmp_path / "adapter")
+    matrices = int((first.to_frame()["kind"] == "base").sum())
+    assert first.meta["cache"]["base_matrices_read"] == matrices > 0
+    assert second.meta["cache"]["base_matrices_read"] == 0
+    assert first.to_frame().equals(second.to_frame())
+    weights_file = tiny_bert_folder / "model.safetensors"
+    before = weights_file.stat()
+    save_file(
+        {key: value * 2 for key, value in load_file(weights_file).items()}, weights_file, {"format": "pt"}
+    )
+    os.utime(weights_file, ns=(before.st_atime_ns, before.st_mtime_ns + 10**9))
+    third = audit(tiny_bert_folder, adapter=tmp_path / "adapter")
+    assert third.meta["cache"]["base_matrices_read"] == matrices
+    norms = [
+        frame.loc[frame["kind"] == "base", "spectral_norm"].to_numpy()
+        for frame in (first.to_frame(), third.to_frame())
+    ]
+    assert np.allclose(norms[1], 2 * norms[0], rtol=1e-5)
 
 
 def test_adalora_adapter_round_trips_against_merge_and_unload(tmp_path: Path, tiny_bert_folder: Path) -> None:

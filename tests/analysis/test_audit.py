@@ -6,10 +6,11 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
-from autopeft.analysis import AuditConfig, CheckpointError, ShapeMismatchError, audit
+from autopeft.analysis import AuditConfig, AuditConfigError, CheckpointError, ShapeMismatchError, audit
 from autopeft.analysis.cache import SvdCache
 
 from matrix_builders import decaying_matrix, write_checkpoint
@@ -134,6 +135,21 @@ def test_base_svd_is_cached_once_and_reused(svd_cache_dir: Path) -> None:
     assert SvdCache(svd_cache_dir).disk_usage() > 0
 
 
+def test_base_row_metrics_are_cached_beside_the_svd_and_a_stale_or_corrupt_file_is_recomputed(
+    svd_cache_dir: Path,
+) -> None:
+    base = _base()
+    first = audit(base, base).to_frame()
+    stored = sorted(svd_cache_dir.rglob("*.metrics.json"))
+    assert len(stored) == 2
+    stored[0].write_text('{"version": "v0", "values": {"alpha": 99.0}, "reasons": []}')
+    stored[1].write_text("{not json")
+    again = audit(base, base).to_frame()
+    rows = (first["kind"] == "base").to_numpy()
+    assert np.allclose(first.loc[rows, "alpha"].to_numpy(float), again.loc[rows, "alpha"].to_numpy(float))
+    assert all('"v1:' in path.read_text() for path in stored)
+
+
 def test_conv1d_weights_are_transposed_to_out_in() -> None:
     W0 = decaying_matrix(24, 16)
     config_checkpoint = {"h.0.mlp.c_fc.weight": W0.T.contiguous()}
@@ -167,3 +183,8 @@ def test_progress_callback_sees_every_matrix() -> None:
     calls: list[tuple[int, int]] = []
     audit(_base(), _base(), on_progress=lambda done, total: calls.append((done, total)))
     assert calls == [(1, 2), (2, 2)]
+
+
+def test_unknown_spectrum_option_is_refused_with_the_choices() -> None:
+    with pytest.raises(AuditConfigError, match=r"spectrum: expected one of \('full', 'top'\), got 'half'"):
+        AuditConfig(spectrum="half")

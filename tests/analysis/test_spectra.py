@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 import torch
 
 from autopeft.analysis import effective_rank, energy_entropy, fit_power_law, stable_rank
@@ -63,3 +64,13 @@ def test_power_law_fit_with_too_few_eigenvalues_is_nan_with_reason() -> None:
     fit = fit_power_law(np.arange(1.0, 9.0))
     assert math.isnan(fit.alpha)
     assert "8 positive eigenvalues" in fit.reason
+
+
+def test_a_top_only_spectrum_keeps_norms_exact_and_leaves_full_spectrum_metrics_nan() -> None:
+    S = torch.tensor([4.0, 2.0, 1.0, 1.0])
+    complete, _ = spectrum_metrics(S, (4, 4))
+    top, reasons = spectrum_metrics(S[:2], (4, 4), frobenius=float(torch.linalg.vector_norm(S)))
+    for column in ("spectral_norm", "frobenius_norm", "log_norm", "stable_rank"):
+        assert top[column] == pytest.approx(complete[column])
+    assert math.isnan(top["alpha"]) and math.isnan(top["effective_rank"])
+    assert len(reasons) == 1 and "spectrum='top'" in reasons[0]

@@ -12,25 +12,42 @@ from autopeft.analysis import (
     lowrank_svd,
     merged_spectrum,
     randomized_svd,
+    singular_values,
 )
 
 from matrix_builders import decaying_matrix
 
 
-@pytest.mark.parametrize("shape", [(48, 48), (64, 40), (40, 64)])
-def test_lora_fast_path_equals_the_two_svd_reference(shape: tuple[int, int]) -> None:
+@pytest.mark.parametrize("complete", [True, False], ids=["full", "top"])
+@pytest.mark.parametrize("shape", [(48, 48), (64, 40), (40, 64), (160, 160), (200, 96), (96, 200)])
+def test_lora_fast_path_equals_the_two_svd_reference(shape: tuple[int, int], complete: bool) -> None:
+    """Small cores take the dense solve, cores of 64 and more the Lanczos one; both match two full SVDs."""
     m, n = shape
     generator = torch.Generator().manual_seed(3)
     W0 = decaying_matrix(m, n, seed=1)
     B = torch.randn(m, 4, generator=generator) * 2.0
     A = torch.randn(4, n, generator=generator)
     base = full_svd(W0)
-    fast = merged_spectrum(base, B, A, k=10)
+    fast = merged_spectrum(base, B, A, k=10, complete=complete)
     reference = full_svd(W0 + B @ A)
-    assert torch.allclose(fast.S, reference.S, atol=1e-5 * float(reference.S[0]))
+    assert fast.complete == complete
+    assert fast.S.numel() == (min(m, n) if complete else 11)
+    assert torch.allclose(fast.S, reference.S[: fast.S.numel()], atol=1e-5 * float(reference.S[0]))
+    assert fast.frobenius == pytest.approx(float(torch.linalg.vector_norm(reference.S.double())), rel=1e-6)
     fast_scores = intruder_scores(fast.overlap, base.S, fast.S).scores
     reference_scores = intruder_scores(base_overlap(base.U, reference.U[:, :10]), base.S, reference.S).scores
     assert torch.allclose(fast_scores, reference_scores, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(30, 70), (70, 30)])
+def test_wide_and_tall_matrices_decompose_to_the_same_factors_layout(shape: tuple[int, int]) -> None:
+    W = decaying_matrix(*shape, seed=4)
+    svd = full_svd(W)
+    p = min(shape)
+    assert svd.U.shape == (shape[0], p) and svd.V.shape == (shape[1], p)
+    assert torch.allclose((svd.U * svd.S) @ svd.V.T, W, atol=1e-5)
+    assert torch.allclose(svd.U.T @ svd.U, torch.eye(p), atol=1e-5)
+    assert torch.allclose(singular_values(W), svd.S, atol=1e-6)
 
 
 def test_lowrank_svd_matches_svd_of_the_product() -> None:
