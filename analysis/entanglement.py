@@ -70,7 +70,7 @@ def entanglement_profile(
     if ordering not in ORDERINGS:
         raise ValueError(f"ordering: expected one of {ORDERINGS}, got {ordering!r}")
     row_sites, col_sites = prime_factors(M.shape[0]), prime_factors(M.shape[1])
-    psi = M.detach().float()
+    psi = M.detach().double()  # once, not per cut: every cut's Gram is formed in fp64
     if ordering == "interleaved":
         psi, sites = _interleave(psi, row_sites, col_sites)
     else:

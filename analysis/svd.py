@@ -158,11 +158,16 @@ def try_lanczos_svd(W: Tensor, k: int, S_all: Tensor | None = None) -> Svd | Non
     size, k = min(m, n), min(k, m, n)
     if size < LANCZOS_MIN_SIZE or k + 1 >= size // 2:
         return None
-    dense = W.detach().cpu().double().numpy()
+    # Products in torch (the audit's thread setting governs them) and in fp32, which halves their memory
+    # traffic; ARPACK's own vectors stay fp64, and the Wedin test below checks the result.
+    dense = W.detach().cpu()
     tall = m >= n
-    found = lanczos_eigenpairs(
-        (lambda v: dense.T @ (dense @ v)) if tall else (lambda v: dense @ (dense.T @ v)), size, k + 1
-    )
+
+    def gram_product(v: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(v).float()
+        return (dense.mT @ (dense @ x) if tall else dense @ (dense.mT @ x)).double().numpy()
+
+    found = lanczos_eigenpairs(gram_product, size, k + 1)
     if found is None:
         return None
     values, vectors = found

@@ -3,7 +3,8 @@
     python benchmarks/audit_speed.py [--threads 1] [--sizes 768x768,768x3072,2048x2048,2048x8192]
 
 All ratios come from one run on one machine. In-process timings start after the models are loaded; the whole
-process time is reported too. `--threads` applies to torch and, through OPENBLAS_NUM_THREADS/OMP_NUM_THREADS set
+process time is reported too. Every in-process figure is the median of 3 runs (5 for the fast LoRA audits),
+after one warm-up audit, so one-time costs (imports, first LAPACK calls) fall on no side. `--threads` applies to torch and, through OPENBLAS_NUM_THREADS/OMP_NUM_THREADS set
 before NumPy loads, to NumPy/SciPy (WeightWatcher's SVDs and ARPACK) as well. Every reference SVD runs on the
 tall orientation of its matrix, the cheaper one for LAPACK here (as the audit does).
 """
@@ -162,12 +163,13 @@ def main() -> None:
     (ft_folder / "config.json").write_text((folder / "config.json").read_text())
     keys = [k for k, v in base.items() if v.ndim == 2 and ".layer." in k and "LayerNorm" not in k]
 
-    cold = AuditConfig(threads=args.threads, cache_dir=work / "cache-dense")
-    ours, report = _timed(audit, folder, ft_folder, config=cold)
-    warm, _ = _timed(audit, folder, ft_folder, config=cold)
-    bound = lapack_lower_bound(base, finetuned, keys, cuts=False)
-    bound_cuts = lapack_lower_bound(base, finetuned, keys, cuts=True)
-    watcher = weightwatcher_seconds(folder, finetuned)
+    report = audit(folder, ft_folder, config=AuditConfig(threads=args.threads, use_cache=False))  # warm-up
+    colds = [AuditConfig(threads=args.threads, cache_dir=work / f"cache-dense-{i}") for i in range(3)]
+    ours = statistics.median(_timed(audit, folder, ft_folder, config=config)[0] for config in colds)
+    warm = _median_seconds(3, audit, folder, ft_folder, config=colds[0])
+    bound = _median_seconds(3, lapack_lower_bound, base, finetuned, keys, cuts=False)
+    bound_cuts = _median_seconds(3, lapack_lower_bound, base, finetuned, keys, cuts=True)
+    watcher = statistics.median(weightwatcher_seconds(folder, finetuned) for _ in range(3))
 
     lora_adapter(folder, work / "adapter")
     lora_config = AuditConfig(threads=args.threads, cache_dir=work / "cache-lora")

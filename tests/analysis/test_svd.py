@@ -14,6 +14,7 @@ from autopeft.analysis import (
     randomized_svd,
     singular_values,
 )
+from autopeft.analysis.svd import try_lanczos_svd
 
 from matrix_builders import decaying_matrix
 
@@ -65,6 +66,20 @@ def test_randomized_top_k_matches_exact_singular_vectors() -> None:
     assert torch.allclose(top.S, exact.S[:5], rtol=1e-4)
     cosines = (top.U.T @ exact.U[:, :5]).diagonal().abs()
     assert bool((cosines > 1 - 1e-4).all())
+
+
+@pytest.mark.parametrize("shape", [(160, 120), (120, 160)])
+def test_lanczos_top_k_matches_exact_singular_vectors_and_declines_small_matrices(
+    shape: tuple[int, int],
+) -> None:
+    W = decaying_matrix(*shape, seed=5)
+    exact = full_svd(W)
+    top = try_lanczos_svd(W, k=10, S_all=exact.S)
+    assert top is not None
+    assert torch.allclose(top.S, exact.S[:10], rtol=1e-5)
+    for mine, reference in ((top.U, exact.U), (top.V, exact.V)):
+        assert bool(((mine.T @ reference[:, :10]).diagonal().abs() > 1 - 1e-5).all())
+    assert try_lanczos_svd(decaying_matrix(40, 40, seed=5), k=10) is None
 
 
 def test_randomized_top_k_refuses_fewer_than_four_power_iterations() -> None:
