@@ -78,8 +78,8 @@ class AuditConfig:
     accepted only when every Wedin bound is ≤ 1e-3, else the exact SVD is used.
     spectrum: the fine-tuned matrix's spectrum, 'full' (every singular value: its α, effective rank and entropy)
     or 'top' (only σ_1..σ_k+1 and the exact ‖Wt‖_F: norms, stable rank and intruders, several times faster for
-    adapters, whose ΔW rows stay complete either way; a dense Wt skips its values-only SVD only when the
-    randomized top-k is accepted).
+    adapters, whose ΔW rows stay complete either way; a dense Wt then skips its values-only SVD unless its
+    top-k falls back to the exact SVD).
     entanglement, ordering: the entanglement profile of ΔW and its site ordering.
     include_embeddings, split_fused: scope; cache_dir / use_cache: the base-SVD cache; allow_pickle: read
     pickle weights with torch.load(weights_only=True); report_mismatches: shape mismatches become rows, not errors.
@@ -190,9 +190,8 @@ class _Runner:
         if job.kind == DENSE or not self._base_is_cached(job):
             tensors["base"] = read_matrix(self.base, job.base)  # type: ignore[arg-type]
             self.base_reads += 1
-        if (
-            self.cache is not None and job.name not in self.keys
-        ):  # hashing releases the GIL: it overlaps compute
+        if self.cache is not None and job.name not in self.keys:
+            # Hashing releases the GIL, so on this reader thread it overlaps the compute.
             self.keys[job.name] = self.cache.key(tensors["base"], self._origin(job.base))  # type: ignore[arg-type]
         if job.kind == DENSE:
             tensors["ft"] = read_matrix(self.other, job.finetuned)  # type: ignore[arg-type]
@@ -258,7 +257,8 @@ class _Runner:
     def _dense(
         self, job: MatrixJob, tensors: dict[str, Tensor]
     ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-        """Dense fine-tune: values-only SVDs of Wt and ΔW, randomized (or exact) top-k of Wt, cached base SVD."""
+        """Dense fine-tune: values-only SVDs of Wt and ΔW, Lanczos (or randomized, or exact) top-k of Wt, cached
+        base SVD."""
         W0, Wt = tensors["base"], tensors["ft"]
         base = self._base_svd(job, tensors)
         merged = as_fp32(Wt, self.device)

@@ -98,7 +98,9 @@ class SvdCache:
         `key`, when given, is `weight_key(W)` computed or remembered earlier (the audit hashes on its reader
         thread, and then passes a reader function as W, called only on a miss).
         """
-        key = key or weight_key(_matrix(W))
+        if key is None:
+            W = _matrix(W)
+            key = weight_key(W)
         cached = self._load(key, ("S", "U", "V"), device)
         if cached is not None:
             self.hits += 1
@@ -111,7 +113,9 @@ class SvdCache:
 
     def values(self, W: Matrix, device: torch.device | None = None, key: str | None = None) -> Tensor:
         """Only the singular values of `W`; reads just `S` from a cached entry (memory-mapped)."""
-        key = key or weight_key(_matrix(W))
+        if key is None:
+            W = _matrix(W)
+            key = weight_key(W)
         cached = self._load(key, ("S",), device)
         if cached is not None:
             self.hits += 1
