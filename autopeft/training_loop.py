@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
+from itertools import pairwise
 from typing import Any
 
 import torch
@@ -18,6 +19,9 @@ from autopeft.methods.controller import MethodController
 from autopeft.tokenized_split import TokenizedSplit
 
 Batch = dict[str, torch.Tensor]
+PHASES = ("hooks", "forward", "backward", "update")
+"""Where a step's time goes: the before-step hooks (IST's roll-outs and draws), the forward pass, the backward
+pass, and the rest (clipping, the other hooks, the optimizer and scheduler)."""
 
 
 class TrialFailure(AutopeftError):
@@ -73,6 +77,7 @@ class TrainingLoop:
         self.controllers = list(controllers)
         self.device, self.max_grad_norm, self.extra_loss = device, max_grad_norm, extra_loss
         self.tokens, self.train_seconds, self.steps_done = 0, 0.0, 0
+        self.phase_seconds = dict.fromkeys(PHASES, 0.0)
 
     def run(
         self, batches: Iterator[Batch], steps: int, after_each: Callable[[int, float], bool] | None = None
@@ -86,16 +91,19 @@ class TrainingLoop:
 
     def step(self, step: int, batch: Batch) -> float:
         """One optimizer step; a non-finite loss fails the trial."""
-        started = time.perf_counter()
+        marks = [time.perf_counter()]
         for controller in self.controllers:
             controller.before_step(step)
+        marks.append(time.perf_counter())
         with autocast(self.device):
             loss = self.model(**batch).loss
             if self.extra_loss is not None:
                 loss = loss + self.extra_loss()
         if not math.isfinite(loss.item()):
             raise TrialFailure(f"loss became {loss.item()} at step {step}; lower the learning rate")
+        marks.append(time.perf_counter())
         loss.backward()
+        marks.append(time.perf_counter())
         parameters = [
             p for group in self.optimizer.param_groups for p in group["params"] if p.grad is not None
         ]
@@ -108,7 +116,10 @@ class TrainingLoop:
         if self.scheduler is not None:
             self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
+        marks.append(time.perf_counter())
+        for phase, (start, stop) in zip(PHASES, pairwise(marks), strict=True):
+            self.phase_seconds[phase] += stop - start
         self.tokens += int(batch["attention_mask"].sum())
-        self.train_seconds += time.perf_counter() - started
+        self.train_seconds += marks[-1] - marks[0]
         self.steps_done += 1
         return float(loss.item())

@@ -169,6 +169,7 @@ class _Trial:
             "inference_tokens_per_second": inference_speed,
             "model_parameters": float(_base_parameters(final_model)),
             "steps": float(prepared.steps_used + loop.steps_done),
+            **{f"train_{phase}_seconds": seconds for phase, seconds in loop.phase_seconds.items()},
         }
         return TrialResult(
             state,

@@ -22,6 +22,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 GLUE = REPO.parent / "shared" / "data" / "glue" / "SST-2"
 QV = ("attention.self.query", "attention.self.value")
+PHASES = ("hooks", "forward", "backward", "update")
 ALL = (*QV, "attention.self.key", "attention.output.dense", "intermediate.dense", "output.dense")
 LIGHT = {"module_ratio": 0.5, "rank_ratio": 0.25}
 VARIANTS: dict[str, tuple[tuple[str, ...], int, dict[str, dict[str, object]]]] = {
@@ -73,6 +74,7 @@ def run_variant(name: str, args: argparse.Namespace) -> dict[str, float]:
         "inference_tokens_per_second": result.metrics["inference_tokens_per_second"],
         "model_parameters": result.metrics["model_parameters"],
         "trainable_parameters": result.metrics["trainable_parameters"],
+        **{f"{phase}_seconds": result.metrics[f"train_{phase}_seconds"] for phase in PHASES},
     }
 
 
@@ -119,6 +121,10 @@ def main() -> None:
             f"{r['peak_memory_mb'] / base['peak_memory_mb']:10.3f} {r['trainable_parameters']:9.0f} "
             f"{r['model_parameters']:12.0f}"
         )
+    print(f"\n{'variant':20} " + " ".join(f"{phase + ' s':>10}" for phase in PHASES) + f" {'backward x':>10}")
+    for name, r in results.items():
+        seconds = " ".join(f"{r[f'{phase}_seconds']:10.1f}" for phase in PHASES)
+        print(f"{name:20} {seconds} {r['backward_seconds'] / base['backward_seconds']:10.3f}")
 
 
 if __name__ == "__main__":

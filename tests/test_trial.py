@@ -49,6 +49,11 @@ def test_trial_on_tiny_llama_completes_with_every_objective(tiny_llama_dir: Path
     }
     assert 0.0 <= result.metrics["task_metric"] <= 1.0
     assert result.metrics["peak_memory_mb"] > 50 and result.metrics["train_tokens_per_second"] > 0
+    phases = [
+        result.metrics[f"train_{phase}_seconds"] for phase in ("hooks", "forward", "backward", "update")
+    ]
+    assert all(seconds >= 0 for seconds in phases) and phases[1] > 0 and phases[2] > 0
+    assert sum(phases) < result.metrics["wall_seconds"]
     assert [step for step, _ in reporter.reports] == [2, 4, 6]
     assert all("trainable_parameters" in values for _, values in reporter.reports)
     assert len(result.dev_predictions) == 32
