@@ -72,8 +72,8 @@ class AuditConfig:
 
     k, epsilon: intruder test (top-k fine-tuned left vectors, |cos| < ε); sweep: add counts for ε = 0.05…0.95.
     device: 'cpu' or 'cuda'; threads: torch.set_num_threads for the run (None keeps the current setting).
-    topk: top-k vectors of a dense Wt by 'lanczos' (ARPACK on its Gram operator beside a values-only SVD,
-    several times cheaper than the vectors of a thin SVD), 'exact' (one thin SVD, which also gives all values)
+    topk: top-k vectors of a dense Wt by 'lanczos' (ARPACK on its Gram operator beside a values-only SVD;
+    on CPU, and up to half the cost of a thin SVD's vectors), 'exact' (one thin SVD, which also gives all values)
     or 'randomized' (subspace iteration, q ≥ power_iterations, for huge matrices); the first and last are
     accepted only when every Wedin bound is ≤ 1e-3, else the exact SVD is used.
     spectrum: the fine-tuned matrix's spectrum, 'full' (every singular value: its α, effective rank and entropy)

@@ -128,7 +128,7 @@ class _Gram:
         if self.size >= LANCZOS_MIN_SIZE and count < self.size // 2:
             found = lanczos_eigenpairs(self._product(), self.size, count)
             if found is not None:
-                return found
+                return found[0].to(self.d.device), found[1].to(self.d.device)
         values, vectors = torch.linalg.eigh(self.dense())
         return values.flip(0)[:count], vectors.flip(1)[:, :count]
 

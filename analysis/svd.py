@@ -148,19 +148,20 @@ def _subspace_iteration(W: Tensor, omega: Tensor, q: int) -> Svd:
 def try_lanczos_svd(W: Tensor, k: int, S_all: Tensor | None = None) -> Svd | None:
     """Top-k singular triplets by Lanczos (ARPACK) on the smaller Gram operator of W, or None.
 
-    Each product costs 4mn flops, and ARPACK needs about 70 on MiniLM's matrices, so this is several times
-    cheaper than the vectors of a thin SVD; with a values-only SVD beside it (`S_all`, also used for the
-    gaps) a complete audit row costs far less than `full_svd`. None for small matrices, when ARPACK does not
+    Each product costs 4mn flops and ARPACK needs about 70 on MiniLM's matrices, so the vectors cost O(mn)
+    where a thin SVD's cost O(mn²) beyond its values: the same at 384² (11.5 ms), half at 1536×384 (20 ms
+    against 38 ms), and less the larger the matrix. `S_all` (the values-only SVD beside it) also gives the
+    gaps. None on a GPU (its SVD is the better route there), for small matrices, when ARPACK does not
     converge, or when a Wedin bound exceeds 1e-3 (ANALYSIS.md §6.4): the caller then takes the exact SVD.
     """
     W = as_fp32(W)
     m, n = W.shape
     size, k = min(m, n), min(k, m, n)
-    if size < LANCZOS_MIN_SIZE or k + 1 >= size // 2:
+    if W.device.type != "cpu" or size < LANCZOS_MIN_SIZE or k + 1 >= size // 2:
         return None
     # Products in torch (the audit's thread setting governs them) and in fp32, which halves their memory
     # traffic; ARPACK's own vectors stay fp64, and the Wedin test below checks the result.
-    dense = W.detach().cpu()
+    dense = W.detach()
     tall = m >= n
 
     def gram_product(v: np.ndarray) -> np.ndarray:
@@ -172,11 +173,11 @@ def try_lanczos_svd(W: Tensor, k: int, S_all: Tensor | None = None) -> Svd | Non
         return None
     values, vectors = found
     S = values[:k].clamp_min(0.0).sqrt()
-    known = vectors[:, :k].to(W.device, torch.float32)
-    other = (W.mT @ known if not tall else W @ known) / torch.where(S > 0, S, 1.0).float().to(W.device)
+    known = vectors[:, :k].float()
+    other = (W @ known if tall else W.mT @ known) / torch.where(S > 0, S, 1.0).float()
     U, V = (other, known) if tall else (known, other)
-    top = Svd(S.float().to(W.device), U, V)
-    gaps = S_all if S_all is not None else values.clamp_min(0.0).sqrt().float().to(W.device)
+    top = Svd(S.float(), U, V)
+    gaps = S_all if S_all is not None else values.clamp_min(0.0).sqrt().float()
     return top if bool((wedin_bounds(W, top, gaps) <= ACCEPT_TOLERANCE).all()) else None
 
 
