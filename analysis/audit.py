@@ -187,12 +187,14 @@ class _Runner:
         tensors: dict[str, Tensor] = {}
         if job.kind == UNMATCHED:
             return tensors
-        if job.kind == DENSE or not self._base_is_cached(job):
+        origin = self._origin(job.base) if self.cache is not None else None  # type: ignore[arg-type]
+        key = self._stored_key(origin)
+        if key is None or job.kind == DENSE:
             tensors["base"] = read_matrix(self.base, job.base)  # type: ignore[arg-type]
             self.base_reads += 1
-        if self.cache is not None and job.name not in self.keys:
+        if self.cache is not None:
             # Hashing releases the GIL, so on this reader thread it overlaps the compute.
-            self.keys[job.name] = self.cache.key(tensors["base"], self._origin(job.base))  # type: ignore[arg-type]
+            self.keys[job.name] = key or self.cache.key(tensors["base"], origin)
         if job.kind == DENSE:
             tensors["ft"] = read_matrix(self.other, job.finetuned)  # type: ignore[arg-type]
         if job.kind == LORA:
@@ -201,14 +203,12 @@ class _Runner:
             tensors["B"], tensors["A"] = (B[rows[0] : rows[1]] if rows else B), A
         return tensors
 
-    def _base_is_cached(self, job: MatrixJob) -> bool:
-        """Whether the base matrix's key is remembered and its entry stored, so the weights need not be read."""
-        origin = self._origin(job.base) if self.cache is not None else None  # type: ignore[arg-type]
-        key = self.cache.remembered_key(origin) if origin is not None else None  # type: ignore[union-attr]
-        if key is None or not self.cache.has(key):  # type: ignore[union-attr]
-            return False
-        self.keys[job.name] = key
-        return True
+    def _stored_key(self, origin: str | None) -> str | None:
+        """The remembered key of a base matrix whose cache entry is stored: its weights need not be read."""
+        if origin is None:
+            return None
+        key = self.cache.remembered_key(origin)  # type: ignore[union-attr]
+        return key if key is not None and self.cache.has(key) else None  # type: ignore[union-attr]
 
     def _origin(self, entry: MatrixEntry) -> str | None:
         """The file identity of a base matrix read from a file (None for one held in memory)."""

@@ -53,7 +53,7 @@ def _frobenius_columns(frobenius: float, top: float) -> Values:
     return {
         "frobenius_norm": frobenius,
         "log_norm": spectra.log10_or_nan(frobenius**2),
-        "stable_rank": frobenius**2 / top**2 if top > 0 else math.nan,
+        "stable_rank": spectra.stable_rank_from_norms(frobenius, top),
     }
 
 

@@ -34,8 +34,12 @@ def frobenius_norm(S: Tensor) -> float:
 
 def stable_rank(S: Tensor) -> float:
     """`Σ σ_i² / σ_1²`, between 1 and rank(W); NaN for a zero matrix."""
-    top = spectral_norm(S)
-    return frobenius_norm(S) ** 2 / top**2 if top > 0 else math.nan
+    return stable_rank_from_norms(frobenius_norm(S), spectral_norm(S))
+
+
+def stable_rank_from_norms(frobenius: float, spectral: float) -> float:
+    """`‖W‖_F² / ‖W‖₂²`: the stable rank when only the top of the spectrum and the exact `‖W‖_F` are known."""
+    return frobenius**2 / spectral**2 if spectral > 0 else math.nan
 
 
 def effective_rank(S: Tensor, shape: tuple[int, int]) -> float:
