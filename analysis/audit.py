@@ -52,11 +52,13 @@ from autopeft.analysis.svd import (
     Svd,
     as_fp32,
     full_svd,
+    gram_route,
     lowrank_svd,
     resolve_device,
     set_threads,
     singular_values,
     truncate,
+    try_gram_svd,
     try_lanczos_svd,
     try_randomized_svd,
 )
@@ -73,9 +75,10 @@ class AuditConfig:
     k, epsilon: intruder test (top-k fine-tuned left vectors, |cos| < ε); sweep: add counts for ε = 0.05…0.95.
     device: 'cpu' or 'cuda'; threads: torch.set_num_threads for the run (None keeps the current setting).
     topk: top-k vectors of a dense Wt by 'lanczos' (ARPACK on its Gram operator beside a values-only SVD;
-    on CPU, and up to half the cost of a thin SVD's vectors), 'exact' (one thin SVD, which also gives all values)
-    or 'randomized' (subspace iteration, q ≥ power_iterations, for huge matrices); the first and last are
-    accepted only when every Wedin bound is ≤ 1e-3, else the exact SVD is used.
+    on CPU, and up to half the cost of a thin SVD's vectors; a CPU matrix of aspect ratio ≥ 2 takes values and
+    vectors from one dense eigensolve of its fp64 Gram instead, `svd.try_gram_svd`), 'exact' (one thin SVD,
+    which also gives all values) or 'randomized' (subspace iteration, q ≥ power_iterations, for huge
+    matrices); the first and last are accepted only when every Wedin bound is ≤ 1e-3, else the exact SVD.
     spectrum: the fine-tuned matrix's spectrum, 'full' (every singular value: its α, effective rank and entropy)
     or 'top' (only σ_1..σ_k+1 and the exact ‖Wt‖_F: norms, stable rank and intruders, several times faster for
     adapters, whose ΔW rows stay complete either way; a dense Wt then skips its values-only SVD unless its
@@ -279,6 +282,10 @@ class _Runner:
     def _top(self, merged: Tensor) -> tuple[Tensor, Svd]:
         """A dense Wt's singular values (all, or the top k under spectrum='top') and its top-k triplets."""
         k = self.config.k
+        if self.config.topk == "lanczos" and gram_route(merged):  # long matrices: one Gram gives both
+            found = try_gram_svd(merged, k)
+            if found is not None:
+                return (found[0] if self.config.spectrum == "full" else found[1].S), found[1]
         values = singular_values(merged) if self.config.spectrum == "full" else None
         top = None
         if self.config.topk == "lanczos":

@@ -1,9 +1,10 @@
-"""The exact low-rank paths against two-SVD references (ANALYSIS.md §6.4–6.6)."""
+"""The exact low-rank paths and the Gram route against SVD references (ANALYSIS.md §6.4–6.6)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+from threadpoolctl import threadpool_info
 
 from autopeft.analysis import (
     base_overlap,
@@ -14,7 +15,13 @@ from autopeft.analysis import (
     randomized_svd,
     singular_values,
 )
-from autopeft.analysis.svd import try_lanczos_svd
+from autopeft.analysis.svd import (
+    gram_route,
+    set_threads,
+    symmetric_eigenvalues,
+    try_gram_svd,
+    try_lanczos_svd,
+)
 
 from matrix_builders import decaying_matrix
 
@@ -82,6 +89,45 @@ def test_lanczos_top_k_matches_exact_singular_vectors_and_declines_small_matrice
     assert try_lanczos_svd(decaying_matrix(40, 40, seed=5), k=10) is None
 
 
+@pytest.mark.parametrize("shape", [(320, 96), (96, 320)])
+def test_gram_route_gives_the_svd_values_and_top_vectors_of_long_matrices(shape: tuple[int, int]) -> None:
+    W = decaying_matrix(*shape, seed=6)
+    (W[:, :4] if shape[0] > shape[1] else W[:4]).zero_()  # rank 92: zero values stay below the zero threshold
+    U, S_exact, Vh = torch.linalg.svd(W.double(), full_matrices=False)
+    assert gram_route(W) and not gram_route(W[:96, :96]) and not gram_route(W[:40, :100])
+    values = singular_values(W)
+    assert values.dtype == torch.float32 and values.shape == (96,)
+    assert torch.allclose(values.double(), S_exact, atol=1e-6 * float(S_exact[0]))
+    assert bool((values[-4:] < max(shape) * 1.2e-7 * float(values[0])).all())
+    found = try_gram_svd(W, k=10)
+    assert found is not None
+    S, top = found
+    assert torch.equal(S, values)
+    assert top.U.shape == (shape[0], 10) and top.V.shape == (shape[1], 10)
+    for mine, reference in ((top.U, U), (top.V, Vh.T)):
+        assert bool(((mine.double().T @ reference[:, :10]).diagonal().abs() > 1 - 1e-6).all())
+
+
+def test_symmetric_eigenvalues_agree_on_both_sides_of_the_dsyevr_size() -> None:
+    for size in (40, 200):
+        X = torch.randn(size, 2 * size, generator=torch.Generator().manual_seed(size), dtype=torch.float64)
+        gram = X @ X.T
+        values = symmetric_eigenvalues(gram)
+        assert torch.allclose(values, torch.linalg.eigvalsh(gram).flip(0), rtol=1e-10)
+        assert bool((values[:-1] >= values[1:]).all())
+
+
 def test_randomized_top_k_refuses_fewer_than_four_power_iterations() -> None:
     with pytest.raises(ValueError, match="power_iterations: expected >= 4"):
         randomized_svd(torch.eye(30), k=3, power_iterations=2)
+
+
+def test_set_threads_governs_openblas_as_well_as_torch() -> None:
+    before = torch.get_num_threads()
+    try:
+        set_threads(1)
+        pools = [pool for pool in threadpool_info() if pool["user_api"] == "blas"]
+        assert torch.get_num_threads() == 1 and pools
+        assert all(pool["num_threads"] == 1 for pool in pools)
+    finally:
+        set_threads(before)
