@@ -157,8 +157,11 @@ class SamplerConfig(BaseModel):
         "benchmarks/README.md), nsga2, tpe, gp or random.",
     )
     population_size: int = Field(default=8, ge=2, description="NSGA-II population.")
-    startup_trials: int = Field(
-        default=4, ge=1, description="Trials before the model: random (TPE/GP) or spread over cost (autopeft)."
+    startup_trials: int | None = Field(
+        default=None,
+        ge=1,
+        description="Trials before the model: random (TPE/GP; default 4) or the first random and then the "
+        "cheapest plans (autopeft; default 2, benchmarks/README.md).",
     )
 
 

@@ -15,17 +15,22 @@ from autopeft.search_space import SamplerConfig
 
 SamplerFactory = Callable[[SamplerConfig, int, "PlanProbe | None"], optuna.samplers.BaseSampler]
 
+OPTUNA_STARTUP_TRIALS = 4
+"""TPE's and GP's random trials before their model when the config names none."""
+
 SAMPLERS: dict[str, SamplerFactory] = {
     "autopeft": lambda c, seed, probe: BudgetedParetoSampler(
-        probe, seed=seed, startup_trials=c.startup_trials
+        probe, seed=seed, startup_trials=c.startup_trials or BudgetedParetoSampler.STARTUP_TRIALS
     ),
     "nsga2": lambda c, seed, probe: optuna.samplers.NSGAIISampler(
         population_size=c.population_size, seed=seed
     ),
     "tpe": lambda c, seed, probe: optuna.samplers.TPESampler(
-        n_startup_trials=c.startup_trials, multivariate=True, seed=seed
+        n_startup_trials=c.startup_trials or OPTUNA_STARTUP_TRIALS, multivariate=True, seed=seed
     ),
-    "gp": lambda c, seed, probe: optuna.samplers.GPSampler(n_startup_trials=c.startup_trials, seed=seed),
+    "gp": lambda c, seed, probe: optuna.samplers.GPSampler(
+        n_startup_trials=c.startup_trials or OPTUNA_STARTUP_TRIALS, seed=seed
+    ),
     "random": lambda c, seed, probe: optuna.samplers.RandomSampler(seed=seed),
 }
 

@@ -17,7 +17,7 @@ from autopeft.run_directory import RunDirectory
 from autopeft.search.budgeted_sampler import BudgetedParetoSampler, CandidateFacts, plan_probe
 from autopeft.search.method_signals import SIGNALS_KEY, method_signals
 from autopeft.search.optuna_driver import OptunaReporter
-from autopeft.search.samplers import make_sampler
+from autopeft.search.samplers import OPTUNA_STARTUP_TRIALS, make_sampler
 from autopeft.search_space import SamplerConfig, SearchSpace
 from tests.conftest import write_space
 
@@ -73,6 +73,13 @@ def ask(study: optuna.Study) -> dict[str, Any]:
 def test_default_sampler_is_the_budgeted_one() -> None:
     assert SamplerConfig().name == "autopeft"
     assert isinstance(make_sampler(SamplerConfig(), 0, probe), BudgetedParetoSampler)
+
+
+def test_unset_startup_trials_take_each_samplers_own_default() -> None:
+    assert SamplerConfig().startup_trials is None
+    assert make_sampler(SamplerConfig(), 0, probe).startup_trials == BudgetedParetoSampler.STARTUP_TRIALS == 2
+    assert make_sampler(SamplerConfig(startup_trials=5), 0, probe).startup_trials == 5
+    assert make_sampler(SamplerConfig(name="tpe"), 0)._n_startup_trials == OPTUNA_STARTUP_TRIALS
 
 
 def test_candidates_over_the_budget_are_not_proposed_while_feasible_ones_remain() -> None:
