@@ -15,7 +15,6 @@ import numpy as np
 import torch
 from scipy.linalg.lapack import dsyevr
 from scipy.sparse.linalg import ArpackError, ArpackNoConvergence, LinearOperator, eigsh
-from threadpoolctl import threadpool_limits
 from torch import Tensor
 
 from autopeft.analysis.errors import DeviceError
@@ -33,10 +32,6 @@ DSYEVR_MIN_SIZE = 128
 """Size from which LAPACK's dsyevr beats torch's eigvalsh here (0.83 against 0.87 ms at 128, 40 against 72 at 768)."""
 
 
-_blas_threads: int | None = None
-"""The OpenBLAS thread count `set_threads` last applied."""
-
-
 class Svd(NamedTuple):
     """Thin SVD `W = U diag(S) Vᵀ` of an (out, in) matrix: S (p,) descending, U (m, p), V (n, p).
 
@@ -49,17 +44,13 @@ class Svd(NamedTuple):
 
 
 def set_threads(threads: int | None) -> None:
-    """Fix the number of CPU threads for BLAS/LAPACK; None leaves the current settings alone.
+    """Fix the number of CPU threads torch uses for BLAS/LAPACK; None leaves the current setting alone.
 
-    Both pools: torch's (MKL/OpenMP) and the OpenBLAS that NumPy and SciPy load (ARPACK, `dsyevr`), which
-    otherwise starts one thread per core whatever torch was told.
+    The OpenBLAS that SciPy runs on (ARPACK, `dsyevr`) reads `OPENBLAS_NUM_THREADS` when it loads; analysis/
+    imports nothing to change it later (ARCHITECTURE.md), so `autopeft audit --threads` limits it at the CLI.
     """
-    global _blas_threads
     if threads is not None:
         torch.set_num_threads(threads)
-        if threads != _blas_threads:  # finding the BLAS libraries costs 2-7 ms, up to 4 % of a LoRA audit
-            threadpool_limits(limits=threads, user_api="blas")
-            _blas_threads = threads
 
 
 def resolve_device(name: str) -> torch.device:

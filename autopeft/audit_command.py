@@ -19,6 +19,7 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from threadpoolctl import threadpool_limits
 
 from autopeft.analysis import AuditConfig, AuditReport, audit
 from autopeft.analysis.errors import AuditConfigError, CheckpointError
@@ -66,7 +67,11 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--json", type=Path, help="write the full report as JSON")
     parser.add_argument("--html", type=Path, help="write a self-contained HTML summary")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's setting)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        help="CPU threads for torch and for SciPy's OpenBLAS (default: their own settings)",
+    )
     parser.add_argument(
         "--cache-dir", type=Path, help="base-SVD cache (default $AUTOPEFT_CACHE_DIR or ~/.cache/autopeft/svd)"
     )
@@ -93,6 +98,8 @@ def run(args: argparse.Namespace) -> int:
         use_cache=not args.no_cache,
         allow_pickle=args.allow_pickle,
     )
+    if args.threads is not None:  # analysis/ sets torch's pool only (ARCHITECTURE.md); SciPy's is set here
+        threadpool_limits(limits=args.threads, user_api="blas")
     report = _audit_with_progress(base, finetuned, adapter, config, quiet=args.quiet)
     if json_path is not None:
         report.to_json(json_path)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 from peft import LoraConfig, get_peft_model
+from threadpoolctl import threadpool_info, threadpool_limits
 from transformers import BertForSequenceClassification
 
 from autopeft import audit_command
@@ -80,6 +81,23 @@ def test_json_and_html_outputs_are_written(tmp_path: Path, tiny_bert_folder: Pat
     assert json.loads((tmp_path / "a.json").read_text())["meta"]["config"]["k"] == 5
     page = (tmp_path / "a.html").read_text()
     assert "<table" in page and "<script" not in page and "by_module" in page
+
+
+def test_threads_option_limits_torch_and_openblas(tmp_path: Path, tiny_bert_folder: Path) -> None:
+    adapter = _trial_run_dir(tmp_path, tiny_bert_folder) / "trials" / "0" / "adapter"
+    before = torch.get_num_threads()
+    threadpool_limits(limits=2, user_api="blas")  # what OpenBLAS starts with on a 2-core machine
+    try:
+        args = _parse(
+            "--base", str(tiny_bert_folder), "--adapter", str(adapter), "--threads", "1", "--no-cache"
+        )
+        assert audit_command.run(args) == 0
+        pools = [pool for pool in threadpool_info() if pool["user_api"] == "blas"]
+        assert torch.get_num_threads() == 1 and pools
+        assert all(pool["num_threads"] == 1 for pool in pools)
+    finally:
+        torch.set_num_threads(before)
+        threadpool_limits(limits=before, user_api="blas")
 
 
 def test_missing_file_is_a_checkpoint_error(tmp_path: Path) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from threadpoolctl import threadpool_info
 
 from autopeft.analysis import (
     base_overlap,
@@ -17,7 +16,6 @@ from autopeft.analysis import (
 )
 from autopeft.analysis.svd import (
     gram_route,
-    set_threads,
     symmetric_eigenvalues,
     try_gram_svd,
     try_lanczos_svd,
@@ -120,14 +118,3 @@ def test_symmetric_eigenvalues_agree_on_both_sides_of_the_dsyevr_size() -> None:
 def test_randomized_top_k_refuses_fewer_than_four_power_iterations() -> None:
     with pytest.raises(ValueError, match="power_iterations: expected >= 4"):
         randomized_svd(torch.eye(30), k=3, power_iterations=2)
-
-
-def test_set_threads_governs_openblas_as_well_as_torch() -> None:
-    before = torch.get_num_threads()
-    try:
-        set_threads(1)
-        pools = [pool for pool in threadpool_info() if pool["user_api"] == "blas"]
-        assert torch.get_num_threads() == 1 and pools
-        assert all(pool["num_threads"] == 1 for pool in pools)
-    finally:
-        set_threads(before)
