@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from autopeft.analysis.svd import LANCZOS_MIN_SIZE, Svd, lanczos_eigenpairs
+from autopeft.analysis.svd import LANCZOS_MIN_SIZE, Svd, lanczos_eigenpairs, symmetric_eigenvalues
 
 
 class MergedSpectrum(NamedTuple):
@@ -120,7 +120,7 @@ class _Gram:
 
     def values(self) -> Tensor:
         """Every eigenvalue, descending (one dense fp64 solve: the cost of a complete merged spectrum)."""
-        return torch.linalg.eigvalsh(self.dense()).flip(0)
+        return symmetric_eigenvalues(self.dense())
 
     def top(self, count: int) -> tuple[Tensor, Tensor]:
         """The `count` largest eigenpairs, descending: Lanczos on the cheap product, a dense solve for small
