@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from autopeft.analysis.spectra import EPS_FP32
-from autopeft.analysis.svd import symmetric_eigenvalues
+from autopeft.analysis.svd import gram_singular_values
 
 ORDERINGS = ("row_then_col", "interleaved")
 
@@ -72,7 +72,7 @@ def cut_schmidt_values(psi: Tensor, sites: list[int], cuts: list[int]) -> dict[i
         gram = X @ X.mT
         for cut in range(max(left), min(left) - 1, -1):
             if cut in left:
-                values[cut] = _gram_values(gram)
+                values[cut] = gram_singular_values(gram)
             if cut > min(left):  # trace out site `cut`, the least significant digit of the left index
                 site = sites[cut - 1]
                 size //= site
@@ -83,16 +83,12 @@ def cut_schmidt_values(psi: Tensor, sites: list[int], cuts: list[int]) -> dict[i
         gram = X.mT @ X
         for cut in range(min(right), max(right) + 1):
             if cut in right:
-                values[cut] = _gram_values(gram)
+                values[cut] = gram_singular_values(gram)
             if cut < max(right):  # trace out site `cut + 1`, the most significant digit of the right index
                 site = sites[cut]
                 size //= site
                 gram = gram.reshape(site, size, site, size).diagonal(dim1=0, dim2=2).sum(-1)
     return values
-
-
-def _gram_values(gram: Tensor) -> Tensor:
-    return symmetric_eigenvalues(gram).clamp_min(0.0).sqrt()
 
 
 def entanglement_profile(

@@ -113,25 +113,36 @@ def try_gram_svd(W: Tensor, k: int) -> tuple[Tensor, Svd] | None:
 
     1536×384 (values and the top 10): 25 ms, against 42 ms by a values-only SVD and Lanczos.
     """
-    X = as_fp32(W).double()
-    S, gram = _gram_spectrum(X)
+    W = as_fp32(W)
+    S, gram = _gram_spectrum(W.double())
     k = min(k, len(S))
     _, vectors, _, _, info = dsyevr(gram, compute_v=1, range="I", il=len(S) - k + 1, iu=len(S))
     if info != 0:
         return None
-    known = torch.from_numpy(vectors[:, ::-1].copy())
-    tall = X.shape[0] >= X.shape[1]
-    other = (X @ known if tall else X.mT @ known) / torch.where(S[:k] > 0, S[:k], 1.0).double()
+    top = _checked_triplets(W, torch.from_numpy(vectors[:, ::-1].copy()).float(), S[:k], S)
+    return None if top is None else (S, top)
+
+
+def _checked_triplets(W: Tensor, known: Tensor, S: Tensor, gaps: Tensor) -> Svd | None:
+    """The top triplets of fp32 `W` from the singular vectors `known` of its smaller side (eigenvectors of its
+    smaller Gram) and their values `S`: the other side is `W v / σ` (or `Wᵀ u / σ`). None when a Wedin bound
+    against the values `gaps` exceeds 1e-3 (ANALYSIS.md §6.4)."""
+    tall = W.shape[0] >= W.shape[1]
+    other = (W @ known if tall else W.mT @ known) / torch.where(S > 0, S, 1.0)
     U, V = (other, known) if tall else (known, other)
-    top = Svd(S[:k], U.float(), V.float())
-    return (S, top) if bool((wedin_bounds(as_fp32(W), top, S) <= ACCEPT_TOLERANCE).all()) else None
+    top = Svd(S, U, V)
+    return top if bool((wedin_bounds(W, top, gaps) <= ACCEPT_TOLERANCE).all()) else None
 
 
 def _gram_spectrum(X: Tensor) -> tuple[Tensor, np.ndarray]:
     """fp32 singular values of an fp64 matrix from its smaller Gram, and that Gram in the Fortran order of LAPACK."""
     gram = (X.mT @ X if X.shape[0] >= X.shape[1] else X @ X.mT).numpy().T  # symmetric: .T is the same matrix
-    S = symmetric_eigenvalues(torch.from_numpy(gram)).clamp_min(0.0).sqrt().float()
-    return S, gram
+    return gram_singular_values(torch.from_numpy(gram)).float(), gram
+
+
+def gram_singular_values(gram: Tensor) -> Tensor:
+    """Singular values (descending, fp64) of a matrix whose fp64 Gram matrix is `gram`: √ of its eigenvalues."""
+    return symmetric_eigenvalues(gram).clamp_min(0.0).sqrt()
 
 
 def symmetric_eigenvalues(A: Tensor) -> Tensor:
@@ -237,13 +248,8 @@ def try_lanczos_svd(W: Tensor, k: int, S_all: Tensor | None = None) -> Svd | Non
     if found is None:
         return None
     values, vectors = found
-    S = values[:k].clamp_min(0.0).sqrt()
-    known = vectors[:, :k].float()
-    other = (W @ known if tall else W.mT @ known) / torch.where(S > 0, S, 1.0).float()
-    U, V = (other, known) if tall else (known, other)
-    top = Svd(S.float(), U, V)
-    gaps = S_all if S_all is not None else values.clamp_min(0.0).sqrt().float()
-    return top if bool((wedin_bounds(W, top, gaps) <= ACCEPT_TOLERANCE).all()) else None
+    S = values.clamp_min(0.0).sqrt().float()
+    return _checked_triplets(W, vectors[:, :k].float(), S[:k], S if S_all is None else S_all)
 
 
 def lanczos_eigenpairs(
