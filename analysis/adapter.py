@@ -129,7 +129,7 @@ def _group_factors(checkpoint: Checkpoint) -> tuple[dict[str, dict[str, str]], l
     """Factor keys per module, and every other key with the reason it is not analysed."""
     factors: dict[str, dict[str, str]] = {}
     excluded: list[tuple[str, str]] = []
-    for key in checkpoint.keys():
+    for key in checkpoint.keys():  # noqa: SIM118 - a Checkpoint is not a dict
         match = LORA_KEY.match(key)
         if match is None:
             excluded.append((key, _non_lora_reason(key)))

@@ -157,6 +157,7 @@ class SvdCache:
         path = self.path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         staging = path.with_name(f".{path.name}.{os.getpid()}.partial")  # safetensors writes by file name
+        assert decomposition.U is not None and decomposition.V is not None  # only full SVDs are stored
         tensors = {"S": decomposition.S, "U": decomposition.U, "V": decomposition.V}
         save_file({name: value.detach().cpu().contiguous() for name, value in tensors.items()}, str(staging))
         os.replace(staging, path)

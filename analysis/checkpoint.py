@@ -163,7 +163,7 @@ def _from_files(folder: Path, paths: list[Path], allow_pickle: bool) -> Checkpoi
     for path in paths:
         handle = _open_safetensors(path)
         checkpoint._handles[path] = handle
-        files.update({key: path for key in handle.keys()})
+        files.update({key: path for key in handle.keys()})  # noqa: SIM118 - a safe_open handle, not a dict
     return checkpoint
 
 
@@ -187,7 +187,7 @@ def _from_pickles(folder: Path, paths: list[Path], allow_pickle: bool) -> Checkp
 def _from_module(module: nn.Module) -> Checkpoint:
     """A module's state dict; its Conv1D submodules (by class name, GPT-2 style) are recorded for orientation."""
     config = getattr(module, "config", None)
-    config_dict = config.to_dict() if hasattr(config, "to_dict") else {}
+    config_dict = config.to_dict() if config is not None and hasattr(config, "to_dict") else {}
     conv1d = frozenset(name for name, child in module.named_modules() if type(child).__name__ == "Conv1D")
     checkpoint = _from_state_dict(module.state_dict(), f"<{type(module).__name__}>")
     checkpoint.config, checkpoint.conv1d_modules = config_dict, conv1d

@@ -1,6 +1,6 @@
 """The error types the audit raises for bad input.
 
-`autopeft/cli.py` catches `AnalysisError`, prints its one-line message and exits with code 2. Each type that
+`autopeft/cli/main.py` catches `AnalysisError`, prints its one-line message and exits with code 2. Each type that
 stands for a built-in error also subclasses it, so `except ValueError` in caller code keeps working.
 """
 

@@ -15,7 +15,6 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-DEFAULT_K = 10
 DEFAULT_EPSILON = 0.5
 EPSILON_GRID = tuple(round(0.05 * i, 2) for i in range(1, 20))
 DEGENERACY = 1e-3

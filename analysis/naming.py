@@ -122,7 +122,7 @@ def matrix_entries(
     """The in-scope matrices of a checkpoint by canonical name, and the 2-D weights left out with a reason."""
     entries: dict[str, MatrixEntry] = {}
     excluded: list[tuple[str, str]] = []
-    for key in checkpoint.keys():
+    for key in checkpoint.keys():  # noqa: SIM118 - a Checkpoint is not a dict
         shape = checkpoint.shape(key)
         if len(shape) != 2 or not key.endswith("weight"):
             continue

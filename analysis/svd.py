@@ -205,6 +205,7 @@ def try_randomized_svd(
     q = power_iterations
     while q <= MAX_POWER_ITERATIONS:
         sketch = _subspace_iteration(W, omega, q)
+        assert sketch.U is not None and sketch.V is not None  # a subspace iteration returns the vectors
         bounds = wedin_bounds(W, Svd(sketch.S[:k], sketch.U[:, :k], sketch.V[:, :k]), sketch.S)
         if bool((bounds <= ACCEPT_TOLERANCE).all()):
             return truncate(sketch, k)

@@ -12,17 +12,15 @@ from peft import PeftModel
 
 from autopeft.errors import CheckpointError, ConfigError
 from autopeft.models import load_classifier, load_tokenizer, resolve_model_path
-from autopeft.pruning import PruningPlan, load_pruned
-from autopeft.run_directory import RunDirectory
-
-PRUNING_PLAN = "pruning_plan.json"
+from autopeft.pruning.artifact import base_for_adapter
+from autopeft.storage.run_directory import RunDirectory
 
 
 def export_trial(run_dir: RunDirectory, number: int, out: Path) -> Path:
     """Copy trial `number`'s adapter and plan into `out`; refuses to overwrite a non-empty folder."""
     source = run_dir.trial_dir(number)
     if not source.is_dir():
-        known = sorted(int(p.name) for p in (run_dir.root / "trials").glob("*") if p.name.isdigit())
+        known = run_dir.trial_numbers()
         raise ConfigError(f"{run_dir.root}: --trial {number}: no such trial; expected one of {known}")
     adapter = source / "adapter"
     if not (adapter / "adapter_config.json").is_file():
@@ -42,8 +40,8 @@ def export_trial(run_dir: RunDirectory, number: int, out: Path) -> Path:
 def load_exported(base: str | Path | torch.nn.Module, folder: str | Path, num_labels: int = 2) -> PeftModel:
     """Load an exported (or trial) adapter on its base model, the way the trial trained it.
 
-    A Light-PEFT adapter ships `pruning_plan.json`: its heads and neurons are removed from the original checkpoint
-    first (the checkpoint files are never modified), since the adapter fits only the pruned shapes.
+    A Light-PEFT adapter ships its pruning plan (`autopeft.pruning.artifact`): its heads and neurons are removed
+    from the original checkpoint first (the checkpoint files are never modified), since the adapter fits only the pruned shapes.
     """
     folder = Path(folder)
     if not (folder / "adapter_config.json").is_file():
@@ -53,6 +51,4 @@ def load_exported(base: str | Path | torch.nn.Module, folder: str | Path, num_la
     else:
         path = resolve_model_path(str(base))
         model = load_classifier(path, num_labels, load_tokenizer(path).pad_token_id)
-    if (folder / PRUNING_PLAN).is_file():
-        model = load_pruned(model, PruningPlan.load(folder / PRUNING_PLAN))
-    return PeftModel.from_pretrained(model, folder)
+    return PeftModel.from_pretrained(base_for_adapter(model, folder), folder)

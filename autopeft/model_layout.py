@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
+from typing import Protocol, runtime_checkable
 
 import torch
 from torch import nn
@@ -24,6 +26,13 @@ _BLOCK_NAME = re.compile(
 _PEFT_PART = re.compile(r"\.(lora_[A-Za-z_]+|modules_to_save|original_module)(\.|$)")
 # Classification heads that peft trains in full (`modules_to_save`) for sequence classification.
 _HEAD_NAMES = ("classifier", "score")
+
+
+@runtime_checkable
+class _WrapsBaseModel(Protocol):
+    """A peft wrapper: the model it adapts is `get_base_model()` (the isinstance check is a hasattr)."""
+
+    def get_base_model(self) -> nn.Module: ...
 
 
 @dataclass(frozen=True)
@@ -53,7 +62,7 @@ class ModelLayout:
         linear_modules = tuple(_block_linears(model))
         if not linear_modules:
             raise PlanError(f"{model_name}: no transformer blocks with linear layers were found")
-        base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        base = model.get_base_model() if isinstance(model, _WrapsBaseModel) else model
         heads = tuple(name for name, _ in base.named_children() if name in _HEAD_NAMES)
         head_modules = [getattr(base, head) for head in heads]
         head_parameters = sum(
@@ -74,9 +83,9 @@ class ModelLayout:
 
     def find(self, layer: int, module_type: str) -> LinearModule:
         """The module of `module_type` in block `layer`; a missing one is an error that names it."""
-        for module in self.modules:
-            if module.layer == layer and module.module_type == module_type:
-                return module
+        module = self._by_position.get((layer, module_type))
+        if module is not None:
+            return module
         if not 0 <= layer < self.num_layers:
             raise PlanError(
                 f"{self.model_name}: layer {layer} does not exist; expected 0..{self.num_layers - 1}"
@@ -85,6 +94,11 @@ class ModelLayout:
             f"{self.model_name}: layer {layer} has no module '{module_type}'; "
             f"expected one of {list(self.module_types)}"
         )
+
+    @cached_property
+    def _by_position(self) -> dict[tuple[int, str], LinearModule]:
+        """(layer, module type) -> module: `find` runs for every entry of every candidate plan the sampler costs."""
+        return {(m.layer, m.module_type): m for m in self.modules}
 
     def resolve_module_type(self, alias: str) -> str:
         """Turn a short name (`query`, `q_proj`, `output.dense`) into the one module type it ends with."""
@@ -103,6 +117,18 @@ def block_index(name: str) -> int | None:
     """The transformer block a module name belongs to (`...encoder.layer.3.attention...` -> 3), or None."""
     match = _BLOCK_NAME.match(name)
     return int(match["index"]) if match else None
+
+
+def module_key(layer: int, module_type: str) -> str:
+    """`L3.query`: how method signals and the sampler name a (block, module type) pair, whatever the model."""
+    return f"L{layer}.{short_module_name(module_type)}"
+
+
+def module_key_of(name: str) -> str | None:
+    """The `module_key` of a full module name (`encoder.layer.3.attention.self.query` -> `L3.query`), or None
+    for a module outside the blocks."""
+    match = _BLOCK_NAME.match(name)
+    return module_key(int(match["index"]), match["suffix"]) if match else None
 
 
 def short_module_name(module_type: str) -> str:
@@ -129,7 +155,9 @@ def _linear_shape(module: nn.Module) -> tuple[int, int] | None:
     """(out, in) of a linear map, or None when the module is not one peft's LoRA adapts as a matrix."""
     if isinstance(module, nn.Linear):
         return module.out_features, module.in_features
-    if type(module).__name__ == "Conv1D" and isinstance(getattr(module, "weight", None), torch.Tensor):
-        in_features, out_features = module.weight.shape  # Conv1D stores (in, out)
-        return out_features, in_features
+    if type(module).__name__ == "Conv1D":
+        weight = getattr(module, "weight", None)
+        if isinstance(weight, torch.Tensor):
+            in_features, out_features = weight.shape  # Conv1D stores (in, out)
+            return out_features, in_features
     return None

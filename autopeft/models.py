@@ -46,7 +46,7 @@ def _hub_snapshot(name: str) -> Path:
 
     try:
         return Path(snapshot_download(name, local_files_only=True, allow_patterns=_SNAPSHOT_FILES))
-    except Exception:  # noqa: BLE001 - any cache miss falls through to a download attempt
+    except Exception:  # noqa: BLE001, S110 - any cache miss falls through to a download attempt
         pass
     try:
         return Path(snapshot_download(name, allow_patterns=_SNAPSHOT_FILES))

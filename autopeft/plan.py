@@ -17,13 +17,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from autopeft import __version__
 from autopeft.config_error import config_error_from
 from autopeft.errors import PlanError
-from autopeft.model_layout import ModelLayout, short_module_name
+from autopeft.model_layout import LinearModule, ModelLayout, short_module_name
 
 # Inits that keep the base weights untouched (METHODS.md §6); base-modifying inits arrive with their controllers.
 LoraInit = Literal["default", "gaussian", "orthogonal"]
 
 
-class ModuleAdapter(BaseModel):
+class ModuleSetting(BaseModel):
     """The adapter of one (layer, module type): LoRA rank and alpha; rank 0 means the module is left alone."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -42,7 +42,7 @@ class PeftPlan(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     autopeft_version: str = Field(default=__version__, description="Version that wrote the plan.")
-    adapters: tuple[ModuleAdapter, ...] = Field(
+    adapters: tuple[ModuleSetting, ...] = Field(
         description="One entry per (layer, module) the plan mentions."
     )
     dropout: float = Field(default=0.0, ge=0.0, lt=1.0, description="LoRA dropout on every adapted module.")
@@ -88,38 +88,34 @@ class PeftPlan(BaseModel):
 
     # ----- questions about the plan ----------------------------------------------------------------------
     @property
-    def adapted(self) -> tuple[ModuleAdapter, ...]:
+    def adapted(self) -> tuple[ModuleSetting, ...]:
         """The entries with rank >= 1, in plan order."""
         return tuple(a for a in self.adapters if a.rank > 0)
 
-    def validate_for(self, layout: ModelLayout) -> None:
-        """Check the plan against a concrete model and its method combinations; raise `PlanError` naming the key."""
+    def modules(self, layout: ModelLayout) -> tuple[LinearModule, ...]:
+        """The model's module for each entry of `adapters`, in order; a missing one is a `PlanError` naming the
+        entry. The one place a plan entry is looked up in a model."""
+        found = []
         for index, adapter in enumerate(self.adapters):
             try:
-                layout.find(adapter.layer, adapter.module)
+                found.append(layout.find(adapter.layer, adapter.module))
             except PlanError as error:
                 raise PlanError(f"adapters[{index}]: {error}") from None
+        return tuple(found)
+
+    def validate_for(self, layout: ModelLayout) -> None:
+        """Check the plan against a concrete model; raise `PlanError` naming the key. How the plan's methods
+        combine is the method registry's rule (`autopeft.methods.method_mix.MethodMix`), not the plan's."""
+        self.modules(layout)
         if not self.adapted:
             raise PlanError("adapters: the plan adapts no module; expected at least one rank >= 1")
-        self._validate_method_combinations()
-
-    def _validate_method_combinations(self) -> None:
-        from autopeft.methods import controller_class  # the controllers import this module: import late
-
-        for key in self.methods:
-            controller = controller_class(key, source=f"methods.{key}")
-            clash = controller.incompatible_with & (set(self.methods) | {self.init})
-            if clash:
-                raise PlanError(
-                    f"methods.{key}: cannot be combined with '{sorted(clash)[0]}' (METHODS.md §7)"
-                )
 
     def trainable_parameters(self, layout: ModelLayout) -> int:
         """Exact count of parameters peft will train: r·(in + out) per adapted module plus the full head."""
-        lora = 0
-        for adapter in self.adapted:
-            module = layout.find(adapter.layer, adapter.module)
-            lora += adapter.rank * (module.in_features + module.out_features)
+        lora = sum(
+            adapter.rank * (module.in_features + module.out_features)
+            for adapter, module in zip(self.adapters, self.modules(layout), strict=True)
+        )
         return lora + layout.head_parameters
 
     def summary(self) -> str:
@@ -143,8 +139,10 @@ class PeftPlan(BaseModel):
         collide, so dict order never matters. Modules at rank 0 are left out, since LoRA needs r >= 1.
         """
         names, rank_pattern, alpha_pattern = [], {}, {}
-        for adapter in self.adapted:
-            name = layout.find(adapter.layer, adapter.module).name
+        for adapter, module in zip(self.adapters, self.modules(layout), strict=True):
+            if adapter.rank == 0:
+                continue
+            name = module.name
             names.append(name)
             rank_pattern[re.escape(name)] = adapter.rank
             alpha_pattern[re.escape(name)] = adapter.alpha

@@ -14,46 +14,19 @@ from typing import TYPE_CHECKING, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from autopeft.budget import BudgetConfig
 from autopeft.config_error import config_error_from
 from autopeft.errors import ConfigError, PlanError
-from autopeft.methods import METHODS
+from autopeft.methods import METHODS, first_clash
 from autopeft.model_layout import ModelLayout, short_module_name
 from autopeft.objectives import OBJECTIVES, Direction
-from autopeft.plan import LoraInit, ModuleAdapter, PeftPlan
-from autopeft.task import TaskConfig
+from autopeft.plan import LoraInit, ModuleSetting, PeftPlan
+from autopeft.tasks.task import TaskConfig
 
 if TYPE_CHECKING:
     import optuna
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
-
-
-class BudgetConfig(BaseModel):
-    """The low-cost training budget every trial gets."""
-
-    model_config = _STRICT
-
-    train_examples: int = Field(default=512, ge=8, description="Training examples used (a seeded subset).")
-    dev_examples: int = Field(default=256, ge=8, description="Dev examples scored (the first ones).")
-    epochs: float | None = Field(default=1.0, gt=0, description="Passes over the training subset.")
-    steps: int | None = Field(default=None, ge=1, description="Optimizer steps; overrides epochs when set.")
-    max_length: int = Field(default=64, ge=8, le=4096, description="Tokens per example after truncation.")
-    batch_size: int = Field(default=16, ge=1)
-    eval_batch_size: int = Field(default=64, ge=1)
-    learning_rate: float = Field(default=5e-4, gt=0, lt=1)
-    warmup_ratio: float = Field(default=0.1, ge=0, lt=1)
-    weight_decay: float = Field(default=0.0, ge=0)
-    max_grad_norm: float = Field(default=1.0, gt=0)
-    evaluations: int = Field(
-        default=3, ge=1, description="Dev evaluations during training, the last at the end."
-    )
-
-    def total_steps(self) -> int:
-        """Optimizer steps of one trial."""
-        if self.steps is not None:
-            return self.steps
-        per_epoch = -(-self.train_examples // self.batch_size)
-        return max(1, round(per_epoch * float(self.epochs or 1.0)))
 
 
 class ObjectiveConfig(BaseModel):
@@ -220,13 +193,12 @@ class SearchSpace(BaseModel):
                     raise ValueError(f"methods.{key}.{where}: {detail}") from None
             if all(config_class.model_validate(c).is_enabled() for _, c in candidates):
                 always_on.append(key)
-        for key in always_on:
-            clash = METHODS[key].incompatible_with & set(always_on)
-            if clash:
-                raise ValueError(
-                    f"methods.{key}: cannot be combined with '{sorted(clash)[0]}' while both are always "
-                    "on (METHODS.md §7); give one of them an off choice"
-                )
+        clash = first_clash(always_on)
+        if clash is not None:
+            raise ValueError(
+                f"methods.{clash[0]}: cannot be combined with '{clash[1]}' while both are always "
+                "on (METHODS.md §7); give one of them an off choice"
+            )
         return self
 
     @classmethod
@@ -289,7 +261,7 @@ class SearchSpace(BaseModel):
                 f"(the model's layers), got {max(top)}"
             )
 
-    def sample(self, trial: optuna.Trial, layout: ModelLayout) -> PeftPlan:
+    def sample(self, trial: optuna.trial.BaseTrial, layout: ModelLayout) -> PeftPlan:
         """Ask the trial for every dimension and build the plan (every dimension is always asked,
         so the space stays static for model-based samplers)."""
         dims = self.dimensions
@@ -302,7 +274,7 @@ class SearchSpace(BaseModel):
                 sampled = self._sample_rank(trial, layer, module_type)
                 rank = sampled if layer in layers else 0
                 alpha = dims.alpha.value if ratio is None else max(ratio * rank, 1e-3)
-                adapters.append(ModuleAdapter(layer=layer, module=module_type, rank=rank, alpha=alpha))
+                adapters.append(ModuleSetting(layer=layer, module=module_type, rank=rank, alpha=alpha))
         return PeftPlan(
             adapters=tuple(adapters),
             dropout=_choose(trial, "dropout", dims.dropout),
@@ -311,7 +283,7 @@ class SearchSpace(BaseModel):
             methods=self._sample_methods(trial),
         )
 
-    def _sample_methods(self, trial: optuna.Trial) -> dict[str, dict[str, Any]]:
+    def _sample_methods(self, trial: optuna.trial.BaseTrial) -> dict[str, dict[str, Any]]:
         """Each knob given as a list is a categorical dimension `<method>.<knob>`. A method whose sampled config
         is off is left out, and so is one that clashes with a method enabled before it (METHODS.md §7)."""
         chosen: dict[str, dict[str, Any]] = {}
@@ -321,12 +293,11 @@ class SearchSpace(BaseModel):
                 for field, value in block.items()
             }
             config = METHODS[key].config_class.model_validate(sampled)
-            clash = METHODS[key].incompatible_with & set(chosen)
-            if config.is_enabled() and not clash:
+            if config.is_enabled() and first_clash([*chosen, key]) is None:
                 chosen[key] = config.model_dump(mode="json")
         return chosen
 
-    def _sample_layers(self, trial: optuna.Trial, num_layers: int) -> set[int]:
+    def _sample_layers(self, trial: optuna.trial.BaseTrial, num_layers: int) -> set[int]:
         layers = self.dimensions.layers
         if layers.mode == "all":
             return set(range(num_layers))
@@ -335,7 +306,7 @@ class SearchSpace(BaseModel):
             return set(range(num_layers - count, num_layers))
         return {i for i in range(num_layers) if trial.suggest_categorical(f"layer.{i}", [True, False])}
 
-    def _sample_rank(self, trial: optuna.Trial, layer: int, module_type: str) -> int:
+    def _sample_rank(self, trial: optuna.trial.BaseTrial, layer: int, module_type: str) -> int:
         share = self.dimensions.rank.share
         name = {
             "global": "rank",
@@ -361,7 +332,7 @@ def _method_candidates(block: dict[str, Any]) -> list[tuple[str, dict[str, Any]]
     return candidates or [("(defaults)", {})]
 
 
-def _choose(trial: optuna.Trial, name: str, choices: tuple[Any, ...]) -> Any:
+def _choose(trial: optuna.trial.BaseTrial, name: str, choices: tuple[Any, ...]) -> Any:
     """A categorical suggestion, or the only value without asking (keeps fixed settings out of the space)."""
     if len(choices) == 1:
         return choices[0]

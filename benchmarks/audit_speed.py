@@ -122,10 +122,13 @@ def scaling_rows(sizes: list[tuple[int, int]], cache: Path) -> list[str]:
         full, _ = _timed(_lora_fast, base_svd, B, A, True)
         top, _ = _timed(_lora_fast, base_svd, B, A, False)
         naive, _ = _timed(
-            lambda: (
+            lambda W0, B, A: (
                 torch.linalg.svd(_tall(W0), full_matrices=False),
                 torch.linalg.svd(_tall(W0 + B @ A), full_matrices=False),
-            )
+            ),
+            W0,
+            B,
+            A,
         )
         rows.append(
             f"| {m}×{n} | {dense:.2f} s | {naive:.2f} s | {full:.3f} s | {top:.3f} s "
@@ -185,7 +188,9 @@ def main() -> None:
         .merge_and_unload()
         .state_dict()
     )
-    naive_config = AuditConfig(threads=args.threads, use_cache=False, topk="exact")  # two thin SVDs per matrix
+    naive_config = AuditConfig(
+        threads=args.threads, use_cache=False, topk="exact"
+    )  # two thin SVDs per matrix
     naive = _median_seconds(3, audit, folder, merged, config=naive_config)
 
     sizes = [tuple(int(x) for x in size.split("x")) for size in args.sizes.split(",")]

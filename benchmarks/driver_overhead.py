@@ -44,7 +44,7 @@ def timed_search(space: Path, run: Path, env: dict[str, str], *extra: str) -> fl
     """Wall seconds of one `autopeft search` command, which must succeed."""
     started = time.perf_counter()
     command = [sys.executable, "-m", "autopeft", "search", str(space), "--out", str(run), "--quiet", *extra]
-    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"autopeft search failed:\n{done.stderr[-3000:]}")
     return time.perf_counter() - started
@@ -52,7 +52,7 @@ def timed_search(space: Path, run: Path, env: dict[str, str], *extra: str) -> fl
 
 def trial_seconds(run: Path) -> tuple[int, float]:
     """Complete trials and the sum of their own wall_seconds, read from the run's study."""
-    from autopeft.run_directory import RunDirectory
+    from autopeft.storage.run_directory import RunDirectory
 
     trials = [t for t in RunDirectory(run).load_study().trials if t.values]
     return len(trials), sum(t.user_attrs["metrics"]["wall_seconds"] for t in trials)
@@ -122,7 +122,7 @@ def main() -> None:
                 str(args.cpus),
             )
         finally:
-            subprocess.run([RAY, "stop", "--force"], env=env, capture_output=True, timeout=120)
+            subprocess.run([RAY, "stop", "--force"], env=env, capture_output=True, timeout=120, check=False)
         report(args.trials, embedded, trial_seconds(folder / "embedded"), ray, trial_seconds(folder / "ray"))
 
 

@@ -39,16 +39,16 @@ VARIANTS: dict[str, tuple[tuple[str, ...], int, dict[str, dict[str, object]]]] =
 
 
 def run_variant(name: str, args: argparse.Namespace) -> dict[str, float]:
-    from autopeft.plan import ModuleAdapter, PeftPlan
-    from autopeft.reporting import NullReporter
-    from autopeft.search_space import BudgetConfig
-    from autopeft.task import TaskConfig
+    from autopeft.budget import BudgetConfig
+    from autopeft.plan import ModuleSetting, PeftPlan
+    from autopeft.tasks.task import TaskConfig
     from autopeft.trial import TrialSpec, run_trial
+    from autopeft.trial.reporting import NullReporter
 
     modules, rank, methods = VARIANTS[name]
     plan = PeftPlan(
         adapters=tuple(
-            ModuleAdapter(layer=layer, module=m, rank=rank, alpha=2 * rank)
+            ModuleSetting(layer=layer, module=m, rank=rank, alpha=2 * rank)
             for layer in range(6)
             for m in modules
         ),

@@ -29,8 +29,10 @@ import optuna
 from tabular.autopeft_protocol import run_protocol
 from tabular.grid import TABLE_FILE, TableGrid, config_key, read_rows
 
-from autopeft.search.budgeted_sampler import BudgetedParetoSampler, CandidateFacts, plan_probe
+from autopeft.pareto.hypervolume import hypervolume
+from autopeft.search.budgeted_sampler import BudgetedParetoSampler
 from autopeft.search.method_signals import SIGNALS_KEY
+from autopeft.search.plan_probe import CandidateFacts, PlanProbe
 from autopeft.search_space import SearchSpace
 
 logger = logging.getLogger("search_quality")
@@ -58,7 +60,7 @@ class Table:
         self.dimensions = _covered_dimensions(grid, rows)
         self.fixed = {n: c[0] for n, c in grid.dimensions.items() if n not in self.dimensions}
         self.grid = TableGrid(_restricted(grid.space, self.fixed), grid.layout, self.dimensions)
-        self._probe = plan_probe(self.grid.space, self.grid.layout)
+        self._probe = PlanProbe(self.grid.space, self.grid.layout)
         complete = [r for r in map(self.row, self.grid.configurations()) if r["state"] == "complete"]
         self.max_parameters = max(r["objectives"]["trainable_parameters"] for r in complete)
         self.best_hypervolume = self.hypervolume(
@@ -71,16 +73,11 @@ class Table:
     def hypervolume(self, points: list[tuple[float, float]]) -> float:
         """2-D hypervolume of (metric, parameters) points against the fixed reference, normalised to [0,
         1]."""
-        scaled = sorted(((p / (1.1 * self.max_parameters)), (1.0 - m) / 0.5) for m, p in points)
-        volume, best = 0.0, 1.0
-        for index, (cost, error) in enumerate(scaled):
-            best = min(best, error)
-            following = scaled[index + 1][0] if index + 1 < len(scaled) else 1.0
-            volume += max(0.0, min(following, 1.0) - cost) * max(0.0, 1.0 - best)
-        return volume
+        scaled = [(p / (1.1 * self.max_parameters), (1.0 - m) / 0.5) for m, p in points]
+        return hypervolume(scaled, (1.0, 1.0))
 
     def probe(self, params: dict[str, Any]) -> CandidateFacts:
-        """The facts a real search's probe gives (`plan_probe` on the table's space), computed once."""
+        """The facts a real search's probe gives (`PlanProbe` on the table's space), computed once."""
         key = config_key(params)
         if key not in self._facts:
             self._facts[key] = self._probe(params)

@@ -31,15 +31,15 @@ def _read_sst2(split: str) -> list[tuple[str, int]]:
 
 
 def run_autopeft(args: argparse.Namespace) -> dict[str, float]:
-    from autopeft.plan import ModuleAdapter, PeftPlan
-    from autopeft.reporting import NullReporter
-    from autopeft.search_space import BudgetConfig
-    from autopeft.task import TaskConfig
+    from autopeft.budget import BudgetConfig
+    from autopeft.plan import ModuleSetting, PeftPlan
+    from autopeft.tasks.task import TaskConfig
     from autopeft.trial import TrialSpec, run_trial
+    from autopeft.trial.reporting import NullReporter
 
     plan = PeftPlan(
         adapters=tuple(
-            ModuleAdapter(layer=layer, module=m, rank=8, alpha=16)
+            ModuleSetting(layer=layer, module=m, rank=8, alpha=16)
             for layer in range(6)
             for m in ("attention.self.query", "attention.self.value")
         )
@@ -76,7 +76,7 @@ def run_peft(args: argparse.Namespace) -> dict[str, float]:
     )
 
     from autopeft.models import resolve_model_path
-    from autopeft.peak_memory import PeakMemoryMeter
+    from autopeft.trial.peak_memory import PeakMemoryMeter
 
     random.seed(args.seed)
     torch.manual_seed(args.seed)

@@ -7,6 +7,7 @@ Layout only; the callbacks that fill it live in `app_callbacks`. Every figure co
 from __future__ import annotations
 
 from dash import Dash, dcc, html
+from dash.development.base_component import Component
 
 from autopeft.dashboards.app_callbacks import register_callbacks
 from autopeft.dashboards.run_source import RunSource
@@ -18,7 +19,8 @@ HALF = {"flex": "1 1 480px", "minWidth": "420px"}
 
 def create_app(source: RunSource, refresh_seconds: float = 5.0) -> Dash:
     """A Dash app over `source`; it re-reads the storage every `refresh_seconds` to follow a running search."""
-    app = Dash(__name__, title="autopeft dashboard", update_title=None, serve_locally=True)
+    # Dash documents update_title=None (keep the tab title during callbacks) but annotates it as str
+    app = Dash(__name__, title="autopeft dashboard", update_title=None, serve_locally=True)  # type: ignore[arg-type]
     studies = source.study_names()
     app.layout = html.Div(
         style={"fontFamily": "sans-serif", "margin": "12px"},
@@ -49,7 +51,7 @@ def create_app(source: RunSource, refresh_seconds: float = 5.0) -> Dash:
 
 
 def _study_bar(studies: list[str], default: str | None) -> html.Div:
-    def labelled(label: str, component: object) -> html.Div:
+    def labelled(label: str, component: Component) -> html.Div:
         return html.Div(style={"minWidth": "220px"}, children=[html.Label(label), component])
 
     return html.Div(

@@ -162,7 +162,7 @@ def _register_audit_views(app: Dash, source: RunSource) -> None:
         State("study", "value"),
     )
     def audit_view(number: int | None, _: int, study_name: str) -> tuple[Any, ...]:
-        empty = (HIDDEN, HIDDEN, go.Figure(), [], None, "")
+        empty: tuple[Any, ...] = (HIDDEN, HIDDEN, go.Figure(), [], None, "")
         if number is None:
             return ("Choose a trial to see its audit.", *empty)
         study = source.study(study_name)
@@ -171,14 +171,17 @@ def _register_audit_views(app: Dash, source: RunSource) -> None:
             return ("Audits need the run directory: start the dashboard with RUN_DIR.", *empty)
         try:
             if ctx.triggered_id == "audit-compute":
-                compute_audit(source.run_dir, int(number))  # type: ignore[arg-type]
+                assert source.run_dir is not None  # trial_dir found the folder in it
+                compute_audit(source.run_dir, int(number))
             audit = load_audit(folder / "audit.json")
         except AutopeftError as error:
             return (f"audit failed: {error}", SHOWN, *empty[1:])
         if audit is None:
             return (
-                f"Trial {number} has no audit yet: press the button, or run "
-                f"`autopeft audit {folder.parents[1]} --trial {number}`.",
+                (
+                    f"Trial {number} has no audit yet: press the button, or run "
+                    f"`autopeft audit {folder.parents[1]} --trial {number}`."
+                ),
                 {},
                 *empty[1:],
             )

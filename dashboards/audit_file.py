@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from autopeft.errors import CheckpointError, ConfigError
-from autopeft.run_directory import RunDirectory
+from autopeft.storage.run_directory import RunDirectory
 
 logger = logging.getLogger(__name__)
 AUDIT_FILE = "audit.json"

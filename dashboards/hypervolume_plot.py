@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 
 from autopeft.objectives import Direction
 from autopeft.pareto import TrialRow, dominates
+from autopeft.pareto.hypervolume import hypervolume
 
 REFERENCE = 1.1
 
@@ -28,36 +29,6 @@ class HypervolumeInfo:
     numbers: tuple[int, ...]
     values: tuple[float, ...]
     objective_count: int
-
-
-def hypervolume(points: Sequence[Point], reference: Point) -> float:
-    """Exact hypervolume dominated by `points` (all objectives minimised) and bounded by `reference`.
-
-    Slices along the last objective and recurses (HSO); the 2-D case is a sorted sweep. Meant for fronts of
-    tens of points, which is what a PEFT search produces.
-    """
-    inside = [p for p in points if all(x < r for x, r in zip(p, reference, strict=True))]
-    if not inside:
-        return 0.0
-    if len(reference) == 1:
-        return reference[0] - min(p[0] for p in inside)
-    if len(reference) == 2:
-        return _hypervolume_2d(inside, reference)
-    ordered = sorted(inside, key=lambda p: p[-1])
-    bounds = [p[-1] for p in ordered[1:]] + [reference[-1]]
-    return sum(
-        hypervolume([p[:-1] for p in ordered[: i + 1]], reference[:-1]) * (bound - ordered[i][-1])
-        for i, bound in enumerate(bounds)
-    )
-
-
-def _hypervolume_2d(points: Sequence[Point], reference: Point) -> float:
-    volume, best_y = 0.0, reference[1]
-    for x, y in sorted(points):
-        if y < best_y:
-            volume += (reference[0] - x) * (best_y - y)
-            best_y = y
-    return volume
 
 
 def hypervolume_info(

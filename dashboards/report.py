@@ -28,7 +28,8 @@ from autopeft.dashboards.run_source import RunSource
 from autopeft.dashboards.spectra_plot import spectra_figure, spectra_info
 from autopeft.dashboards.trial_details import TrialDetails, trial_details
 from autopeft.pareto import TrialRow
-from autopeft.run_directory import RunDirectory, write_text_atomic
+from autopeft.storage.atomic_files import write_text_atomic
+from autopeft.storage.run_directory import RunDirectory
 
 logger = logging.getLogger(__name__)
 
@@ -66,8 +67,10 @@ def report_html(source: RunSource, study: optuna.Study) -> str:
     trials = [trial_details(source, study, r.number) for r in sorted(rows, key=lambda r: r.number)]
     body = [
         f"<h1>autopeft report: {html.escape(study.study_name)}</h1>",
-        f"<p>{len(rows)} trials, {sum(1 for r in rows if r.values)} complete, "
-        f"{sum(r.on_front for r in rows)} on the Pareto front.</p>",
+        (
+            f"<p>{len(rows)} trials, {sum(1 for r in rows if r.values)} complete, "
+            f"{sum(r.on_front for r in rows)} on the Pareto front.</p>"
+        ),
         '<div class="row">' + "".join(f"<div>{f}</div>" for f in figures) + "</div>",
         _trial_table(rows, names),
         *(_trial_section(t) for t in trials if t.plan),

@@ -16,7 +16,7 @@ import optuna
 from autopeft.errors import ConfigError
 from autopeft.objectives import Direction
 from autopeft.pareto import TrialRow, trial_rows
-from autopeft.run_directory import RunDirectory
+from autopeft.storage.run_directory import RunDirectory
 
 
 @dataclass(frozen=True)
@@ -71,10 +71,10 @@ class RunSource:
             info = self.run_dir.info()
             return Objectives(tuple(info["objectives"]), tuple(info["directions"]))
         names = study.metric_names or [f"objective {i}" for i in range(len(study.directions))]
-        directions = tuple(
+        directions: tuple[Direction, ...] = tuple(
             "maximize" if d == optuna.study.StudyDirection.MAXIMIZE else "minimize" for d in study.directions
         )
-        return Objectives(tuple(names), directions)  # type: ignore[arg-type]
+        return Objectives(tuple(names), directions)
 
     def rows(self, study: optuna.Study) -> list[TrialRow]:
         """The trials as `autopeft show` sees them, front and feasibility included."""

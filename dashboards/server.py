@@ -49,6 +49,7 @@ class DashboardServer:
     def url(self) -> str:
         """The address the server listens on (port 0 resolved to the real one)."""
         host, port = self._server.server_address[:2]
+        assert isinstance(host, str)  # getsockname() of a TCP socket; typeshed also admits a bytes host
         return f"http://{host}:{port}"
 
     def serve_forever(self) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from autopeft.cli import main
-from tests.conftest import write_space
+from tests.space_files import write_space
 
 
 def _snapshot(root: Path) -> dict[str, str]:

@@ -10,13 +10,14 @@ from peft import LoraConfig, get_peft_model
 from torch import nn
 
 from autopeft.errors import PlanError, UnknownMethodError
+from autopeft.methods.resolved_plan import ResolvedPlan
 from autopeft.model_layout import ModelLayout
-from autopeft.plan import ModuleAdapter, PeftPlan
+from autopeft.plan import ModuleSetting, PeftPlan
 
 
-def _plan_over(layout: ModelLayout, rank_of) -> PeftPlan:  # noqa: ANN001 - a small lambda in each test
+def _plan_over(layout: ModelLayout, rank_of) -> PeftPlan:
     adapters = [
-        ModuleAdapter(layer=m.layer, module=m.module_type, rank=rank_of(m.layer, i), alpha=2.0 * (i + 1))
+        ModuleSetting(layer=m.layer, module=m.module_type, rank=rank_of(m.layer, i), alpha=2.0 * (i + 1))
         for i, m in enumerate(layout.modules)
     ]
     return PeftPlan(adapters=tuple(adapters), dropout=0.05)
@@ -81,7 +82,7 @@ def test_per_module_ranks_reach_the_built_modules(tiny_llama: nn.Module) -> None
 
 def test_json_round_trip_keeps_the_plan() -> None:
     plan = PeftPlan(
-        adapters=(ModuleAdapter(layer=0, module="attention.self.query", rank=4, alpha=8),),
+        adapters=(ModuleSetting(layer=0, module="attention.self.query", rank=4, alpha=8),),
         dropout=0.1,
         use_rslora=True,
         init="gaussian",
@@ -91,7 +92,7 @@ def test_json_round_trip_keeps_the_plan() -> None:
 
 def test_module_missing_from_the_model_is_named(tiny_bert: nn.Module) -> None:
     layout = ModelLayout.from_model(tiny_bert, "tiny-bert")
-    plan = PeftPlan(adapters=(ModuleAdapter(layer=1, module="attention.self.qkv", rank=4, alpha=8),))
+    plan = PeftPlan(adapters=(ModuleSetting(layer=1, module="attention.self.qkv", rank=4, alpha=8),))
     with pytest.raises(
         PlanError, match=r"adapters\[0\]: tiny-bert: layer 1 has no module 'attention.self.qkv'"
     ):
@@ -100,14 +101,14 @@ def test_module_missing_from_the_model_is_named(tiny_bert: nn.Module) -> None:
 
 def test_layer_beyond_the_model_is_named(tiny_bert: nn.Module) -> None:
     layout = ModelLayout.from_model(tiny_bert, "tiny-bert")
-    plan = PeftPlan(adapters=(ModuleAdapter(layer=7, module="attention.self.query", rank=4, alpha=8),))
+    plan = PeftPlan(adapters=(ModuleSetting(layer=7, module="attention.self.query", rank=4, alpha=8),))
     with pytest.raises(PlanError, match=r"layer 7 does not exist; expected 0..1"):
         plan.validate_for(layout)
 
 
 def test_plan_without_any_rank_is_rejected(tiny_bert: nn.Module) -> None:
     layout = ModelLayout.from_model(tiny_bert)
-    plan = PeftPlan(adapters=(ModuleAdapter(layer=0, module="attention.self.query", rank=0, alpha=8),))
+    plan = PeftPlan(adapters=(ModuleSetting(layer=0, module="attention.self.query", rank=0, alpha=8),))
     with pytest.raises(PlanError, match="adapts no module"):
         plan.validate_for(layout)
 
@@ -115,13 +116,13 @@ def test_plan_without_any_rank_is_rejected(tiny_bert: nn.Module) -> None:
 def test_unknown_method_lists_the_known_ones(tiny_bert: nn.Module) -> None:
     layout = ModelLayout.from_model(tiny_bert)
     plan = PeftPlan(
-        adapters=(ModuleAdapter(layer=0, module="attention.self.query", rank=2, alpha=4),),
+        adapters=(ModuleSetting(layer=0, module="attention.self.query", rank=2, alpha=4),),
         methods={"warp_drive": {}},
     )
     with pytest.raises(
         UnknownMethodError, match="methods.warp_drive: unknown method 'warp_drive'; expected one of"
     ):
-        plan.validate_for(layout)
+        ResolvedPlan.resolve(plan, layout)
 
 
 def test_duplicate_entries_and_bad_values_name_their_key() -> None:
@@ -148,9 +149,9 @@ def test_plan_from_a_newer_version_warns_and_names_the_ignored_keys() -> None:
 def test_summary_names_layers_and_ranks() -> None:
     plan = PeftPlan(
         adapters=(
-            ModuleAdapter(layer=2, module="attention.self.query", rank=4, alpha=8),
-            ModuleAdapter(layer=3, module="attention.self.query", rank=8, alpha=8),
-            ModuleAdapter(layer=3, module="intermediate.dense", rank=0, alpha=8),
+            ModuleSetting(layer=2, module="attention.self.query", rank=4, alpha=8),
+            ModuleSetting(layer=3, module="attention.self.query", rank=8, alpha=8),
+            ModuleSetting(layer=3, module="intermediate.dense", rank=0, alpha=8),
         )
     )
     assert plan.summary() == "lora L2-3 query:r4-8"

@@ -15,9 +15,15 @@ from peft import LoraConfig, get_peft_model, get_peft_model_state_dict, set_peft
 from torch import nn
 
 from autopeft.errors import PlanError
-from autopeft.pruning import PruningPlan, apply_pruning, load_pruned, plan_pruning, slice_lora_state
-from autopeft.pruning_layout import PruningShape
-from autopeft.pruning_masks import install_masks
+from autopeft.pruning.layout import PruningShape
+from autopeft.pruning.masks import install_masks
+from autopeft.pruning.pruning_plan import (
+    PruningPlan,
+    apply_pruning,
+    load_pruned,
+    plan_pruning,
+    slice_lora_state,
+)
 
 BERT_SHAPE = PruningShape("bert", num_layers=2, num_heads=4, num_kv_heads=4, head_dim=8, intermediate_size=64)
 LLAMA_SHAPE = PruningShape(

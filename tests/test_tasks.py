@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from autopeft.errors import ConfigError
-from autopeft.task import TaskConfig, load_task
-from autopeft.task_metrics import accuracy, f1, matthews_correlation
+from autopeft.tasks.metrics import accuracy, f1, matthews_correlation
+from autopeft.tasks.task import TaskConfig, load_task
 
 
 def test_demo_task_is_deterministic_and_balanced() -> None:

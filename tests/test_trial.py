@@ -7,12 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+from autopeft.budget import BudgetConfig
 from autopeft.model_layout import ModelLayout
-from autopeft.plan import ModuleAdapter, PeftPlan
-from autopeft.reporting import RecordingReporter
-from autopeft.search_space import BudgetConfig
-from autopeft.task import TaskConfig
+from autopeft.plan import ModuleSetting, PeftPlan
+from autopeft.tasks.task import TaskConfig
 from autopeft.trial import TrialSpec, run_trial
+from autopeft.trial.reporting import RecordingReporter
 
 BUDGET = BudgetConfig(
     train_examples=64,
@@ -28,7 +28,7 @@ BUDGET = BudgetConfig(
 def _plan(modules: tuple[str, ...], rank: int = 4) -> PeftPlan:
     return PeftPlan(
         adapters=tuple(
-            ModuleAdapter(layer=layer, module=m, rank=rank, alpha=2 * rank)
+            ModuleSetting(layer=layer, module=m, rank=rank, alpha=2 * rank)
             for layer in range(2)
             for m in modules
         )
@@ -115,7 +115,7 @@ def test_trial_module_imports_neither_optuna_nor_ray() -> None:
     assert output.strip() == "[]"
 
 
-def test_layout_reads_both_families(tiny_bert, tiny_llama) -> None:  # noqa: ANN001 - fixtures
+def test_layout_reads_both_families(tiny_bert, tiny_llama) -> None:
     bert, llama = ModelLayout.from_model(tiny_bert), ModelLayout.from_model(tiny_llama)
     assert bert.num_layers == llama.num_layers == 2
     assert bert.head_names == ("classifier",) and llama.head_names == ("score",)

@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from peft import AdaLoraConfig, LoraConfig, PeftModel, get_peft_model
-from peft.tuners.adalora import AdaLoraLayer
+from peft.tuners.adalora import AdaLoraLayer, AdaLoraModel
 from peft.utils import ModulesToSaveWrapper
 from pydantic import Field
 
-from autopeft.methods.controller import MethodConfig, MethodController, TrainingContext
-from autopeft.plan import ModuleAdapter, PeftPlan
+from autopeft.methods.controller import MethodConfig, MethodController, TrainingContext, signals_by_module
+from autopeft.plan import ModuleSetting, PeftPlan
 
 if TYPE_CHECKING:
     from autopeft.model_layout import ModelLayout
@@ -75,7 +75,8 @@ class AdaloraController(MethodController):
             modules_to_save=lora["modules_to_save"],
             init_r=init_r,
             target_r=target_r,
-            lora_alpha=first.alpha / first.rank * init_r,
+            # peft annotates lora_alpha as int, but scales by lora_alpha / r and takes any number
+            lora_alpha=first.alpha / first.rank * init_r,  # type: ignore[arg-type]
             lora_dropout=plan.dropout,
             tinit=tinit,
             tfinal=tfinal,
@@ -105,7 +106,13 @@ class AdaloraController(MethodController):
         self.total_steps = context.total_steps
 
     def after_step(self, step: int) -> None:
-        self.model.base_model.update_and_allocate(step)
+        self._tuner().update_and_allocate(step)
+
+    def _tuner(self) -> AdaLoraModel:
+        """peft's AdaLoRA tuner inside the trial's PeftModel (`peft_config` made it an AdaLoraModel)."""
+        tuner = self.model.base_model
+        assert isinstance(tuner, AdaLoraModel)
+        return tuner
 
     def final_ranks(self) -> dict[str, int]:
         """Kept triplets per adapted module (full module name)."""
@@ -113,13 +120,19 @@ class AdaloraController(MethodController):
 
     def finish(self) -> Mapping[str, Any]:
         ranks = self.final_ranks()
-        peft_config = self.model.peft_config[_ADAPTER]
+        peft_config = self._tuner().peft_config[_ADAPTER]
+        assert isinstance(peft_config, AdaLoraConfig)
         return {
             "final_ranks": ranks,
             "total_rank": sum(ranks.values()),
             "target_total_rank": peft_config.target_r * len(ranks),
             "init_r": peft_config.init_r,
         }
+
+    @classmethod
+    def signals(cls, report: Mapping[str, Any]) -> dict[str, float]:
+        """Final ranks (`L3.query`): where the allocator kept its budget."""
+        return signals_by_module(report.get("final_ranks") or {})
 
     def final_adapter(
         self, model: PeftModel, plan: PeftPlan, layout: ModelLayout
@@ -177,7 +190,8 @@ def _lora_factors(module: AdaLoraLayer) -> tuple[torch.Tensor, torch.Tensor, flo
     """(A', B', s): LoRA factors of the kept triplets and AdaLoRA's effective scaling."""
     kept = _kept(module)
     a = (module.lora_A[_ADAPTER] * module.lora_E[_ADAPTER]).detach()[kept]
-    b = module.lora_B[_ADAPTER].detach()[:, kept]
+    # peft's AdaLoraLayer makes lora_A/B ParameterDicts, but declares them as LoraLayer's ModuleDicts
+    b = module.lora_B[_ADAPTER].detach()[:, kept]  # type: ignore[operator]
     scaling = module.scaling[_ADAPTER] / (module.ranknum[_ADAPTER].item() + _RANKNUM_EPSILON)
     return a, b, float(scaling)
 
@@ -187,11 +201,11 @@ def _plan_from_ranks(
 ) -> PeftPlan:
     """The plan with each module at its kept rank and alpha = s·r, so alpha/r keeps AdaLoRA's scaling."""
     adapters = []
-    for adapter in plan.adapters:
-        name = layout.find(adapter.layer, adapter.module).name
+    for adapter, module in zip(plan.adapters, plan.modules(layout), strict=True):
+        name = module.name
         rank = ranks.get(name, 0)
         alpha = scalings[name] * rank if rank else adapter.alpha
-        adapters.append(ModuleAdapter(layer=adapter.layer, module=adapter.module, rank=rank, alpha=alpha))
+        adapters.append(ModuleSetting(layer=adapter.layer, module=adapter.module, rank=rank, alpha=alpha))
     methods = {k: v for k, v in plan.methods.items() if k != "adalora"}
     return plan.model_copy(update={"adapters": tuple(adapters), "methods": methods})
 

@@ -7,29 +7,37 @@ and `finish` once, which returns what the method learned for the trial's metrics
 
 Besides the step hooks, a controller may run a phase before the main training (`prepare`: DiffoRA, Light-PEFT),
 replace the peft config the plan builds (`peft_config`: AdaLoRA), state the plan whose parameters count against
-the budget (`budget_plan`) and the share of it expected to remain (`expected_share`), hand back a plain LoRA model to save at the end (`final_adapter`) and add files next
-to the adapter (`artifacts`). Generic code asks these hooks and never branches on a method's name.
+the budget (`budget_plan`) and the share of it expected to remain (`expected_share`), hand back a plain LoRA
+model to save at the end (`final_adapter`), add files next to the adapter (`artifacts`) and say where its report
+shows adaptation to matter (`signals`). Generic code asks these hooks and never branches on a method's name.
+
+A controller never imports the trial that calls it: what a preparation phase needs from the trial (fresh base
+models, adapters built from a plan, batches, short training runs) arrives as a `TrialServices` argument.
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import torch
 from pydantic import BaseModel, ConfigDict
 from torch import nn
 
+from autopeft.model_layout import module_key_of
+
 if TYPE_CHECKING:
     from peft import PeftConfig, PeftModel
 
+    from autopeft.budget import BudgetConfig
     from autopeft.model_layout import ModelLayout
     from autopeft.plan import PeftPlan
-    from autopeft.preparation import Preparation, PhaseRunner
 
-BatchSource = Callable[[int, int], Iterator[dict[str, torch.Tensor]]]
+Batch = dict[str, torch.Tensor]
+BatchSource = Callable[[int, int], Iterator[Batch]]
 
 
 class MethodConfig(BaseModel):
@@ -56,7 +64,60 @@ class TrainingContext:
     batches: BatchSource
     device: torch.device
     seed: int
-    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Preparation:
+    """What a preparation phase hands the trial: the model to train from then on (already wrapped by peft,
+    possibly on a pruned base), its layout and plan, and how many of the trial's optimizer steps it used."""
+
+    model: PeftModel
+    layout: ModelLayout
+    plan: PeftPlan
+    steps_used: int = 0
+    report: dict[str, Any] = field(default_factory=dict)
+
+
+class TrialServices(Protocol):
+    """What the trial offers a method's preparation phase (`MethodController.prepare`), so that a controller
+    never imports the code that calls it. Tokens and time spent in `train` count for the trial."""
+
+    budget: BudgetConfig
+    device: torch.device
+    seed: int
+    model_name: str
+    cache_dir: Path | None
+
+    def load_base(self) -> nn.Module:
+        """A fresh copy of the trial's base model (with its task head), on the CPU."""
+
+    def build_adapters(
+        self, base: nn.Module, plan: PeftPlan, total_steps: int
+    ) -> tuple[PeftModel, ModelLayout]:
+        """`base` wrapped by peft exactly as `plan` says (or as one of its methods asks), with its layout."""
+
+    def batches(self, batch_size: int, seed: int) -> Iterator[Batch]:
+        """Endless shuffled training batches with labels, on the trial's device."""
+
+    def disjoint_batches(
+        self, held_out_fraction: float, seed: int
+    ) -> tuple[Iterator[Batch], Iterator[Batch]]:
+        """Training batches and held-out batches from two disjoint slices of the training subset."""
+
+    def train(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        steps: int,
+        batches: Iterator[Batch],
+        controllers: Sequence[MethodController] = (),
+        extra_loss: Callable[[], torch.Tensor] | None = None,
+        after_each: Callable[[int, float], bool] | None = None,
+    ) -> None:
+        """`steps` optimizer steps with the controllers' hooks (no schedule, no evaluation)."""
+
+    def data_fingerprint(self) -> str:
+        """A short hash of the training data a phase sees, for keys of results cached across trials."""
 
 
 class MethodController(abc.ABC):
@@ -86,7 +147,7 @@ class MethodController(abc.ABC):
         method prunes the adapter by ratios decided during the trial); the sampler's cost estimate."""
         return 1.0
 
-    def prepare(self, plan: PeftPlan, runner: PhaseRunner) -> Preparation | None:
+    def prepare(self, plan: PeftPlan, services: TrialServices) -> Preparation | None:
         """Run a phase before the main training and return the model to train from then on, or None.
 
         Called before `setup`, with a fresh controller; at most one method of a plan may prepare.
@@ -119,3 +180,17 @@ class MethodController(abc.ABC):
     def artifacts(self) -> Mapping[str, Any]:
         """JSON files to save next to the adapter (file name -> content), e.g. Light-PEFT's pruning plan."""
         return {}
+
+    @classmethod
+    def signals(cls, report: Mapping[str, Any]) -> dict[str, float]:
+        """Where this method's `finish()` report says adaptation matters, in the method's own scale, keyed by
+        block (`L3`) or block and module (`L3.query`, see `model_layout.module_key`); the default sampler
+        warm-starts from them. Empty when the method learns nothing of the kind."""
+        return {}
+
+
+def signals_by_module(values: Mapping[str, float]) -> dict[str, float]:
+    """Values keyed by full module name re-keyed as `L3.query` (`model_layout.module_key_of`); modules outside
+    the blocks (the head) carry no signal."""
+    keys = {name: module_key_of(name) for name in values}
+    return {key: float(values[name]) for name, key in keys.items() if key is not None}

@@ -28,11 +28,16 @@ from peft.tuners.lora import LoraLayer
 from peft.utils import ModulesToSaveWrapper
 from pydantic import Field
 
-from autopeft.adapter_builder import apply_plan
-from autopeft.methods.controller import MethodConfig, MethodController, TrainingContext
-from autopeft.model_layout import block_index
+from autopeft.methods.controller import (
+    MethodConfig,
+    MethodController,
+    Preparation,
+    TrainingContext,
+    TrialServices,
+    signals_by_module,
+)
+from autopeft.model_layout import ModelLayout, block_index
 from autopeft.plan import PeftPlan
-from autopeft.preparation import PhaseRunner, Preparation
 
 _ADAPTER = "default"
 
@@ -67,30 +72,30 @@ class DifforaController(MethodController):
     incompatible_with: ClassVar[frozenset[str]] = frozenset({"light_peft", "adalora"})
     config: DifforaConfig
 
-    def prepare(self, plan: PeftPlan, runner: PhaseRunner) -> Preparation:
-        steps = self.config.steps or max(1, round(0.1 * runner.budget.total_steps()))
-        supernet, layout = apply_plan(runner.load_base(), plan, steps, runner.model_name)
-        supernet.to(runner.device)
+    def prepare(self, plan: PeftPlan, services: TrialServices) -> Preparation:
+        steps = self.config.steps or max(1, round(0.1 * services.budget.total_steps()))
+        supernet, layout = services.build_adapters(services.load_base(), plan, steps)
+        supernet.to(services.device)
         self.gates = _Gates(supernet, self.config.gate)
-        self.gates.to(runner.device)
-        self._search(supernet, runner, steps)
-        self.selected = self._select(runner.seed)
+        self.gates.to(services.device)
+        self._search(supernet, services, steps)
+        self.selected = self._select(services.seed)
         values = self.gates.floats()
         kept_plan = _keep_only(plan, layout, set(self.selected))
         self.inherited = self._inherited_weights(supernet, values)
         self.gates.remove()
-        model, kept_layout = apply_plan(
-            runner.load_base(), kept_plan, runner.budget.total_steps(), runner.model_name
+        model, kept_layout = services.build_adapters(
+            services.load_base(), kept_plan, services.budget.total_steps()
         )
         _load_inherited(model, self.inherited)
         self.gate_values = values
         return Preparation(model, kept_layout, kept_plan, steps_used=steps)
 
-    def _search(self, supernet: PeftModel, runner: PhaseRunner, steps: int) -> None:
+    def _search(self, supernet: PeftModel, services: TrialServices, steps: int) -> None:
         """First-order bi-level alternation: a LoRA step with fixed gates, then a gate step on held-out data."""
-        train, held_out = runner.disjoint_batches(self.config.held_out_fraction, runner.seed)
+        train, held_out = services.disjoint_batches(self.config.held_out_fraction, services.seed)
         weights = [p for p in supernet.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(weights, lr=runner.budget.learning_rate)
+        optimizer = torch.optim.AdamW(weights, lr=services.budget.learning_rate)
         gate_optimizer = torch.optim.Adam(self.gates.parameters(), lr=self.config.gate_lr, weight_decay=1e-3)
         self.gate_steps = 0
 
@@ -106,7 +111,7 @@ class DifforaController(MethodController):
             self.gate_steps += 1
             return False
 
-        runner.train(supernet, optimizer, steps, train, after_each=gate_step)
+        services.train(supernet, optimizer, steps, train, after_each=gate_step)
 
     def _select(self, seed: int) -> list[str]:
         """The kept module names: top-rho by gate (or a random set of the same size), globally or per layer."""
@@ -134,8 +139,8 @@ class DifforaController(MethodController):
             short = name.removeprefix("base_model.model.")
             if isinstance(module, LoraLayer) and short in kept:
                 gate = gates[short] if self.config.fold_gate else 1.0
-                inherited[f"{short}.lora_A"] = module.lora_A[_ADAPTER].weight.detach().clone()
-                inherited[f"{short}.lora_B"] = gate * module.lora_B[_ADAPTER].weight.detach().clone()
+                inherited[f"{short}.lora_A"] = _weight(module.lora_A).detach().clone()
+                inherited[f"{short}.lora_B"] = gate * _weight(module.lora_B).detach().clone()
             if isinstance(module, ModulesToSaveWrapper):
                 for key, value in module.modules_to_save[_ADAPTER].state_dict().items():
                     inherited[f"{short}.head.{key}"] = value.detach().clone()
@@ -143,6 +148,11 @@ class DifforaController(MethodController):
 
     def setup(self, context: TrainingContext) -> None:
         return None
+
+    @classmethod
+    def signals(cls, report: Mapping[str, Any]) -> dict[str, float]:
+        """Gate values (`L3.query`) of the selection phase."""
+        return signals_by_module(report.get("gates") or {})
 
     def finish(self) -> Mapping[str, Any]:
         return {
@@ -205,10 +215,10 @@ def _key(name: str) -> str:
     return re.sub(r"\W", "_", name)
 
 
-def _keep_only(plan: PeftPlan, layout: Any, kept: set[str]) -> PeftPlan:
+def _keep_only(plan: PeftPlan, layout: ModelLayout, kept: set[str]) -> PeftPlan:
     adapters = tuple(
-        a if layout.find(a.layer, a.module).name in kept else a.model_copy(update={"rank": 0})
-        for a in plan.adapters
+        a if module.name in kept else a.model_copy(update={"rank": 0})
+        for a, module in zip(plan.adapters, plan.modules(layout), strict=True)
     )
     return plan.model_copy(update={"adapters": adapters})
 
@@ -218,13 +228,20 @@ def _load_inherited(model: PeftModel, inherited: Mapping[str, torch.Tensor]) -> 
         for name, module in model.named_modules():
             short = name.removeprefix("base_model.model.")
             if isinstance(module, LoraLayer) and f"{short}.lora_A" in inherited:
-                module.lora_A[_ADAPTER].weight.copy_(inherited[f"{short}.lora_A"])
-                module.lora_B[_ADAPTER].weight.copy_(inherited[f"{short}.lora_B"])
+                _weight(module.lora_A).copy_(inherited[f"{short}.lora_A"])
+                _weight(module.lora_B).copy_(inherited[f"{short}.lora_B"])
             if isinstance(module, ModulesToSaveWrapper):
                 head = {
                     k.split(".head.", 1)[1]: v for k, v in inherited.items() if k.startswith(f"{short}.head.")
                 }
                 module.modules_to_save[_ADAPTER].load_state_dict(head)
+
+
+def _weight(factors: torch.nn.ModuleDict) -> torch.Tensor:
+    """The weight of the adapter's LoRA factor (an `nn.Linear`; a Module attribute is `Tensor | Module`)."""
+    weight = factors[_ADAPTER].weight
+    assert isinstance(weight, torch.Tensor)
+    return weight
 
 
 __all__ = ["DifforaConfig", "DifforaController"]

@@ -108,7 +108,8 @@ class IstController(MethodController):
         """One importance update: K suppression roll-outs, rewards exp(-loss), advantage-weighted score step."""
         batch = next(self.rollout_batches)
         suppressed_count = max(1, math.floor(self.config.suppressed_ratio * len(self.order)))
-        subsets, losses = [], []
+        subsets: list[list[int]] = []
+        losses: list[float] = []
         self.model.eval()
         try:
             for _ in range(self.config.rollouts):
@@ -148,6 +149,13 @@ class IstController(MethodController):
             for module in modules:
                 for adapter in module.active_adapters:
                     module.set_scale(adapter, factor if block in suppressed else 1.0)
+
+    @classmethod
+    def signals(cls, report: Mapping[str, Any]) -> dict[str, float]:
+        """Block importances (`L3`), the learned `-u` of each block."""
+        if not report.get("importance"):
+            return {}
+        return {f"L{b}": float(v) for b, v in zip(report["blocks"], report["importance"], strict=True)}
 
     def finish(self) -> Mapping[str, Any]:
         for parameters in self.parameters.values():

@@ -7,14 +7,14 @@ Paper: Gu et al., "Light-PEFT: Lightening Parameter-Efficient Fine-Tuning via Ea
   penalty; module importance is the per-token ratio ‖s·BAx‖ / ‖W0x + b‖ over non-padding tokens, rank importance
   |mean_j A_ij ∂L/∂A_ij| + |mean_k B_ki ∂L/∂B_ki|, both averaged over the second half of the steps. The result is
   cached in the run directory, so trials that differ only in their ratios reuse it.
-- P (pruning): heads per layer and FFN neurons globally by their final masks (`autopeft.pruning`), adapter
+- P (pruning): heads per layer and FFN neurons globally by their final masks (`autopeft.pruning.pruning_plan`), adapter
   modules and ranks by their importances; heads and neurons are removed physically.
 - F (fine-tuning): the pruned base, LoRA on the kept modules at their kept ranks (alpha = alpha0·r/r0 keeps the
   scaling), initialised from the sliced phase-E weights, trained for the trial's full budget with a fresh
   optimizer.
 
-The artifact is the adapter plus `pruning_plan.json`; `autopeft.export.load_exported` re-applies the plan to the
-original checkpoint, which is never modified.
+The artifact is the adapter plus its pruning plan (`autopeft.pruning.artifact`); `autopeft.export.load_exported`
+re-applies the plan to the original checkpoint, which is never modified.
 """
 
 from __future__ import annotations
@@ -31,15 +31,21 @@ from peft.tuners.lora import LoraLayer
 from pydantic import Field
 from safetensors.torch import load_file, save_file
 
-from autopeft.adapter_builder import apply_plan
-from autopeft.atomic_files import write_json_atomic
-from autopeft.methods.controller import MethodConfig, MethodController, TrainingContext
+from autopeft.methods.controller import (
+    MethodConfig,
+    MethodController,
+    Preparation,
+    TrainingContext,
+    TrialServices,
+    signals_by_module,
+)
 from autopeft.model_layout import ModelLayout
-from autopeft.plan import ModuleAdapter, PeftPlan
-from autopeft.preparation import PhaseRunner, Preparation
-from autopeft.pruning import PruningPlan, apply_pruning, plan_pruning, slice_lora_state
-from autopeft.pruning_layout import PruningShape
-from autopeft.pruning_masks import install_masks
+from autopeft.plan import ModuleSetting, PeftPlan
+from autopeft.pruning.artifact import artifact_files
+from autopeft.pruning.layout import PruningShape
+from autopeft.pruning.masks import install_masks
+from autopeft.pruning.pruning_plan import PruningPlan, apply_pruning, plan_pruning, slice_lora_state
+from autopeft.storage.atomic_files import write_json_atomic
 
 _ADAPTER = "default"
 _PREFIX = "base_model.model."
@@ -82,11 +88,11 @@ class LightPeftController(MethodController):
         assert isinstance(config, LightPeftConfig)
         return (1 - config.module_ratio) * (1 - config.rank_ratio) if config.enabled else 1.0
 
-    def prepare(self, plan: PeftPlan, runner: PhaseRunner) -> Preparation:
-        steps = self.config.estimation_steps or max(2, round(0.05 * runner.budget.total_steps()))
+    def prepare(self, plan: PeftPlan, services: TrialServices) -> Preparation:
+        steps = self.config.estimation_steps or max(2, round(0.05 * services.budget.total_steps()))
         self.estimation_steps = steps
-        self.estimation, self.estimation_cached = self._estimation(plan, runner, steps)
-        base = runner.load_base()
+        self.estimation, self.estimation_cached = self._estimation(plan, services, steps)
+        base = services.load_base()
         self.pruning_plan = plan_pruning(
             PruningShape.from_model(base),
             self.estimation["head_scores"],
@@ -96,40 +102,41 @@ class LightPeftController(MethodController):
             self.config.head_scope,
             self.config.ffn_scope,
         )
+        layout = ModelLayout.from_model(base, services.model_name)  # unpruned: the plan's entries speak of it
         apply_pruning(base, self.pruning_plan)
         kept_ranks = self._kept_ranks()
-        kept_plan = _plan_with_ranks(plan, ModelLayout.from_model(runner.load_base()), kept_ranks)
-        model, layout = apply_plan(base, kept_plan, runner.budget.total_steps(), runner.model_name)
+        kept_plan = _plan_with_ranks(plan, layout, kept_ranks)
+        model, layout = services.build_adapters(base, kept_plan, services.budget.total_steps())
         _load_sliced(model, self.estimation, self.pruning_plan, kept_ranks)
         self.kept_ranks = {name: len(ranks) for name, ranks in kept_ranks.items()}
         return Preparation(model, layout, kept_plan, steps_used=0)
 
-    def _estimation(self, plan: PeftPlan, runner: PhaseRunner, steps: int) -> tuple[dict[str, Any], bool]:
+    def _estimation(self, plan: PeftPlan, services: TrialServices, steps: int) -> tuple[dict[str, Any], bool]:
         """Phase E's outputs, from the run's cache when an identical estimation ran before."""
         folder = (
-            runner.cache_dir / "light_peft" / self._cache_key(plan, runner, steps)
-            if runner.cache_dir
+            services.cache_dir / "light_peft" / self._cache_key(plan, services, steps)
+            if services.cache_dir
             else None
         )
         if folder is not None and (folder / "estimation.safetensors").is_file():
             return _read_estimation(folder), True
-        estimation = _Estimation(plan, runner, self.config, steps).run()
+        estimation = _Estimation(plan, services, self.config, steps).run()
         if folder is not None:
             _write_estimation(folder, estimation)
         return estimation, False
 
-    def _cache_key(self, plan: PeftPlan, runner: PhaseRunner, steps: int) -> str:
+    def _cache_key(self, plan: PeftPlan, services: TrialServices, steps: int) -> str:
         """Everything phase E depends on (METHODS.md §5 "When"); the ratios and scopes are not part of it."""
         inputs = {
-            "model": runner.model_name,
+            "model": services.model_name,
             "adapters": [a.model_dump() for a in plan.adapted],
             "dropout": plan.dropout,
             "l1": self.config.l1,
             "mask_lr": self.config.mask_lr_multiplier,
             "steps": steps,
-            "seed": runner.seed,
-            "budget": runner.budget.model_dump(),
-            "data": hashlib.sha256(repr(runner.train_split.features[:64]).encode()).hexdigest(),
+            "seed": services.seed,
+            "budget": services.budget.model_dump(),
+            "data": services.data_fingerprint(),
         }
         return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:20]
 
@@ -153,7 +160,12 @@ class LightPeftController(MethodController):
         return None
 
     def artifacts(self) -> Mapping[str, Any]:
-        return {"pruning_plan.json": self.pruning_plan.to_dict()}  # read by autopeft.export.load_exported
+        return artifact_files(self.pruning_plan)
+
+    @classmethod
+    def signals(cls, report: Mapping[str, Any]) -> dict[str, float]:
+        """Module importances (`L3.query`) from phase E's output ratios."""
+        return signals_by_module(report.get("module_importance") or {})
 
     def finish(self) -> Mapping[str, Any]:
         return {
@@ -171,19 +183,20 @@ class _Estimation(MethodController):
     rank importance after each backward (on clipped grads; clipping rescales a step uniformly)."""
 
     config_class: ClassVar[type[MethodConfig]] = LightPeftConfig
+    config: LightPeftConfig
 
-    def __init__(self, plan: PeftPlan, runner: PhaseRunner, config: LightPeftConfig, steps: int) -> None:
+    def __init__(self, plan: PeftPlan, services: TrialServices, config: LightPeftConfig, steps: int) -> None:
         super().__init__(config)
-        self.plan, self.runner, self.steps = plan, runner, steps
+        self.plan, self.services, self.steps = plan, services, steps
         self.module_sums: dict[str, float] = {}
         self.rank_sums: dict[str, torch.Tensor] = {}
         self.counted_steps = 0
         self.ratios: dict[str, list[float]] = {}
 
     def run(self) -> dict[str, Any]:
-        runner = self.runner
-        model, _ = apply_plan(runner.load_base(), self.plan, self.steps, runner.model_name)
-        model.to(runner.device)
+        services = self.services
+        model, _ = services.build_adapters(services.load_base(), self.plan, self.steps)
+        model.to(services.device)
         masks = install_masks(model)
         self.layers = {
             n.removeprefix(_PREFIX): m for n, m in model.named_modules() if isinstance(m, LoraLayer)
@@ -192,19 +205,19 @@ class _Estimation(MethodController):
         weights = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(
             [
-                {"params": weights, "lr": runner.budget.learning_rate},
+                {"params": weights, "lr": services.budget.learning_rate},
                 {
                     "params": masks.parameters(),
-                    "lr": runner.budget.learning_rate * self.config.mask_lr_multiplier,
+                    "lr": services.budget.learning_rate * self.config.mask_lr_multiplier,
                     "weight_decay": 0.0,
                 },
             ]
         )
-        runner.train(
+        services.train(
             model,
             optimizer,
             self.steps,
-            runner.batches(runner.budget.batch_size, runner.seed + 5),
+            services.batches(services.budget.batch_size, services.seed + 5),
             controllers=[self],
             extra_loss=lambda: self.config.l1 * masks.l1(),
         )
@@ -230,7 +243,7 @@ class _Estimation(MethodController):
 
     def _install_ratio_hooks(self, model: PeftModel) -> list[Any]:
         """Per-token ‖LoRA output‖ / ‖base output‖ of each module, averaged over non-padding tokens."""
-        stash: dict[str, torch.Tensor] = {}
+        stash: dict[str, torch.Tensor | None] = {}
 
         def keep_mask(module: Any, args: Any, kwargs: dict[str, Any]) -> None:
             stash["mask"] = kwargs.get("attention_mask")
@@ -272,6 +285,7 @@ class _Estimation(MethodController):
         self.counted_steps += 1
         for name, layer in self.layers.items():
             a, b = layer.lora_A[_ADAPTER].weight, layer.lora_B[_ADAPTER].weight
+            assert isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)  # nn.Linear weights
             if a.grad is None or b.grad is None:
                 continue
             score = (a * a.grad).mean(dim=1).abs() + (b * b.grad).mean(dim=0).abs()
@@ -297,10 +311,10 @@ def _above_quantile(scores: Mapping[str, torch.Tensor], ratio: float) -> list[st
 def _plan_with_ranks(plan: PeftPlan, layout: ModelLayout, kept: Mapping[str, list[int]]) -> PeftPlan:
     """Kept modules at their kept ranks; alpha = alpha0·r/r0 keeps each module's scaling alpha0/r0."""
     adapters = []
-    for adapter in plan.adapters:
-        rank = len(kept.get(layout.find(adapter.layer, adapter.module).name, [])) if adapter.rank else 0
+    for adapter, module in zip(plan.adapters, plan.modules(layout), strict=True):
+        rank = len(kept.get(module.name, [])) if adapter.rank else 0
         alpha = adapter.alpha * rank / adapter.rank if rank else adapter.alpha
-        adapters.append(ModuleAdapter(layer=adapter.layer, module=adapter.module, rank=rank, alpha=alpha))
+        adapters.append(ModuleSetting(layer=adapter.layer, module=adapter.module, rank=rank, alpha=alpha))
     return plan.model_copy(update={"adapters": tuple(adapters)})
 
 

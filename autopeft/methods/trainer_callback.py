@@ -21,7 +21,8 @@ from typing import Any
 import torch
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
-from autopeft.methods import MethodController, TrainingContext, configured_controllers
+from autopeft.methods import MethodController, TrainingContext
+from autopeft.methods.method_mix import MethodMix
 from autopeft.plan import PeftPlan
 
 
@@ -29,10 +30,7 @@ class ControllerCallback(TrainerCallback):
     """Adapts every method controller of a plan to Trainer events."""
 
     def __init__(self, plan: PeftPlan) -> None:
-        self.controllers: dict[str, MethodController] = {
-            key: cls(config)
-            for key, (cls, config) in zip(plan.methods, configured_controllers(plan), strict=True)
-        }
+        self.controllers: dict[str, MethodController] = MethodMix.of(plan).controllers()
         self.reports: dict[str, dict[str, Any]] = {}
 
     def on_train_begin(

@@ -19,9 +19,8 @@ Three things set it apart from a generic multi-objective sampler:
   that weight is a feature of the task-metric model with a positive prior, so signals steer proposals from
   the first trial that reports them.
 
-The task-metric model is a Bayesian linear regression on one-hot choices, the log of the exact adapter
-capacity and the signal feature (evidence-maximised precisions, noise floored), cheap enough to refit at every
-trial. Its posterior is widened by `exploration` (3) in the acquisition: with one noisy draw per
+The task-metric model (`surrogate.BayesianLinear` on `surrogate.FeatureEncoder` features) is refitted at
+every trial. Its posterior is widened by `exploration` (3) in the acquisition: with one noisy draw per
 configuration, the plug-in posterior is overconfident; on the tabular benchmark (seeds 0-29, four startup
 trials) the floored, widened model reached random search's 80-trial hypervolume after 34 trials, the plain one
 after 48.
@@ -31,78 +30,24 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState
-from scipy.stats import norm
 
-from autopeft.methods import budget_plan, expected_share
-from autopeft.model_layout import short_module_name
+from autopeft.search.hypervolume_improvement import expected_improvement_2d
 from autopeft.search.method_signals import average_signals
+from autopeft.search.surrogate import BayesianLinear, FeatureEncoder
 
 if TYPE_CHECKING:
-    from autopeft.model_layout import ModelLayout
-    from autopeft.search_space import SearchSpace
+    from autopeft.search.plan_probe import CandidateFacts, CostProbe, Params
 
-Params = dict[str, Any]
 METRIC, COST = "task_metric", "trainable_parameters"
-_MAX_NOISE_PRECISION = 4.0  # noise std >= half the observed spread of the task metric (see _BayesianLinear)
 _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
-
-
-@dataclass(frozen=True)
-class CandidateFacts:
-    """What is known about a configuration before training: its exact cost (the budget plan's trainable
-    parameters), whether it fits the budget constraint, the (layer, module) keys it adapts (`L3.query`), to weigh
-    method signals, and the parameters expected after training (below the cost when a method prunes)."""
-
-    trainable_parameters: int
-    feasible: bool
-    modules: frozenset[str]
-    expected_parameters: float | None = None
-
-    @property
-    def expected(self) -> float:
-        """The expected final trainable parameters (the exact cost unless a method prunes)."""
-        return float(
-            self.trainable_parameters if self.expected_parameters is None else self.expected_parameters
-        )
-
-
-PlanProbe = Callable[[Params], CandidateFacts]
-
-
-def plan_probe(space: SearchSpace, layout: ModelLayout) -> PlanProbe:
-    """The probe of a real search: builds the plan `space.sample` would build and counts it as `record_plan`
-    does. A configuration that adapts nothing costs 0 and is infeasible (its trial would fail)."""
-    limit = space.constraints.max_trainable_parameters
-
-    def probe(params: Params) -> CandidateFacts:
-        plan = space.sample(optuna.trial.FixedTrial(params), layout)
-        if not plan.adapted:
-            return CandidateFacts(0, False, frozenset())
-        cost = budget_plan(plan).trainable_parameters(layout)
-        modules = frozenset(f"L{a.layer}.{short_module_name(a.module)}" for a in plan.adapted)
-        return CandidateFacts(cost, limit is None or cost <= limit, modules, cost * expected_share(plan))
-
-    return probe
-
-
-@runtime_checkable
-class EarlyStopping(Protocol):
-    """A sampler that can stop multi-objective trials at a checkpoint (Optuna's pruners need one
-    objective)."""
-
-    def should_stop_trial(
-        self, study: optuna.Study, trial: FrozenTrial | optuna.Trial, checkpoint: int, task_metric: float
-    ) -> bool:
-        """True when the trial, at its `checkpoint`-th evaluation (0-based), cannot reach the front."""
 
 
 class BudgetedParetoSampler(optuna.samplers.BaseSampler):
@@ -123,7 +68,7 @@ class BudgetedParetoSampler(optuna.samplers.BaseSampler):
 
     def __init__(
         self,
-        probe: PlanProbe | None = None,
+        probe: CostProbe | None = None,
         seed: int | None = None,
         startup_trials: int = STARTUP_TRIALS,
         max_candidates: int = 1024,
@@ -215,9 +160,9 @@ class BudgetedParetoSampler(optuna.samplers.BaseSampler):
         self, pool: list[Params], search_space: dict[str, BaseDistribution], history: _History
     ) -> Params:
         """The candidate with the largest expected hypervolume improvement (ties broken at random)."""
-        encoder = _Encoder(search_space, history.signal_weights)
+        encoder = FeatureEncoder(search_space, history.signal_weights)
         observed = [self.facts(p) for p in history.params]
-        model = _BayesianLinear(encoder.prior_mean(self.signal_prior))
+        model = BayesianLinear(encoder.prior_mean(self.signal_prior))
         model.fit(encoder.matrix(history.params, observed), np.array(history.metrics))
         candidates = [self.facts(p) for p in pool]
         mean, std = model.predict(encoder.matrix(pool, candidates))
@@ -242,45 +187,6 @@ class BudgetedParetoSampler(optuna.samplers.BaseSampler):
         reachable = task_metric + float(np.quantile(gains, self.stop_quantile))
         cost = self.facts(dict(trial.params)).expected
         return any(c <= cost and m >= reachable for c, m in history.front_points)
-
-
-def expected_improvement_2d(
-    costs: np.ndarray,
-    mean: np.ndarray,
-    std: np.ndarray,
-    front: Sequence[tuple[float, float]],
-    ref_metric: float,
-) -> np.ndarray:
-    """Expected hypervolume improvement of points with known normalised cost (reference 1) and a normal task
-    metric, against `front` [(cost, metric)], maximising the metric above `ref_metric`.
-
-    A point at cost c adds, for every x in [c, 1), the height its metric M exceeds g(x), the best front metric
-    at cost <= x (or the reference); E[max(0, M - g)] is closed-form, and g is a staircase, so the integral is
-    a sum.
-    """
-    steps = sorted(front)
-    gains = np.zeros(len(costs))
-    for index, (cost, mu, sigma) in enumerate(zip(costs, mean, std, strict=True)):
-        edges, levels, level = [cost], [], ref_metric
-        for front_cost, front_metric in steps:
-            if front_cost <= cost:
-                level = max(level, front_metric)
-        for front_cost, front_metric in steps:
-            if cost < front_cost < 1.0 and front_metric > level:
-                levels.append(level)
-                edges.append(front_cost)
-                level = front_metric
-        levels.append(level)
-        edges.append(1.0)
-        widths = np.diff(edges)
-        gains[index] = float(np.sum(widths * _normal_excess(mu, sigma, np.array(levels))))
-    return gains
-
-
-def _normal_excess(mu: float, sigma: float, level: np.ndarray) -> np.ndarray:
-    """E[max(0, M - level)] for M ~ N(mu, sigma^2)."""
-    z = (mu - level) / sigma
-    return (mu - level) * norm.cdf(z) + sigma * norm.pdf(z)
 
 
 class _History:
@@ -345,77 +251,6 @@ class _History:
             if 0 <= checkpoint < len(curve) - 1:
                 gains.append(trial.values[self.metric_index] - curve[checkpoint][METRIC])
         return gains
-
-
-class _Encoder:
-    """Features of a configuration: one-hot choices, the log of its adapter capacity (the budget plan's exact
-    trainable parameters: the task metric grows with it and saturates) and, once signals exist, the share of
-    the signal weight its adapted modules and blocks carry."""
-
-    def __init__(self, search_space: dict[str, BaseDistribution], signals: Mapping[str, float]) -> None:
-        self.columns = [
-            (n, c)
-            for n in sorted(search_space)
-            for c in search_space[n].choices  # type: ignore[attr-defined]
-        ]
-        self.signals = dict(signals)
-
-    def matrix(self, params: Sequence[Params], facts: Sequence[CandidateFacts]) -> np.ndarray:
-        onehot = np.array([[float(p.get(n) == c) for n, c in self.columns] for p in params]).reshape(
-            len(params), -1
-        )
-        capacity = np.array([f.trainable_parameters for f in facts], dtype=float)
-        parts = [onehot, np.log(np.maximum(capacity, 1.0))[:, None] / 10]
-        if self.signals:
-            parts.append(np.array([[self._coverage(f)] for f in facts]))
-        return np.hstack(parts)
-
-    def prior_mean(self, signal_prior: float) -> np.ndarray:
-        width = len(self.columns) + 1 + bool(self.signals)  # the columns of `matrix`: one-hots, size, signals
-        mean = np.zeros(width)
-        if self.signals:
-            mean[-1] = signal_prior
-        return mean
-
-    def _coverage(self, facts: CandidateFacts) -> float:
-        total = sum(self.signals.values()) or 1.0
-        blocks = {key.split(".")[0] for key in facts.modules}
-        return sum(self.signals.get(k, 0.0) for k in facts.modules | blocks) / total
-
-
-class _BayesianLinear:
-    """Bayesian linear regression on standardised targets with a Gaussian prior around `prior_mean`; the prior
-    and noise precisions are set by evidence maximisation (MacKay's fixed point).
-
-    The noise precision is capped at `_MAX_NOISE_PRECISION`: one trial's task metric is a single noisy draw,
-    and with a handful of trials the evidence otherwise explains it away and the model turns overconfident
-    (on the tabular benchmark, fitted on 8 random rows, the held-out negative log-likelihood per row fell from
-    1.5 to -0.9 nats with the cap).
-    """
-
-    def __init__(self, prior_mean: np.ndarray) -> None:
-        self.prior_mean = prior_mean
-
-    def fit(self, features: np.ndarray, targets: np.ndarray) -> None:
-        # The scale floor (0.01 of task metric) keeps a few equal metrics from collapsing the model.
-        self.offset, self.scale = float(targets.mean()), max(float(targets.std()), 0.01)
-        y = (targets - self.offset) / self.scale
-        alpha, beta = 1.0, 10.0
-        for _ in range(20):
-            precision = alpha * np.eye(features.shape[1]) + beta * features.T @ features
-            covariance = np.linalg.inv(precision)
-            weights = covariance @ (alpha * self.prior_mean + beta * features.T @ y)
-            eigen = np.linalg.eigvalsh(beta * features.T @ features)
-            gamma = float(np.sum(eigen / (eigen + alpha)))
-            alpha = gamma / max(float(np.sum((weights - self.prior_mean) ** 2)), 1e-6)
-            residual = float(np.sum((y - features @ weights) ** 2))
-            beta = min(max(len(y) - gamma, 1.0) / max(residual, 1e-6), _MAX_NOISE_PRECISION)
-        self.weights, self.covariance, self.noise = weights, covariance, 1.0 / beta
-
-    def predict(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        mean = features @ self.weights
-        variance = np.einsum("ij,jk,ik->i", features, self.covariance, features) + self.noise
-        return self.offset + self.scale * mean, self.scale * np.sqrt(np.maximum(variance, 1e-12))
 
 
 def _key(params: Mapping[str, Any]) -> str:

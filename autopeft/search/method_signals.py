@@ -1,6 +1,7 @@
 """Method signals: what a trial's method controllers learned about where adaptation matters, in one shape.
 
-IST block importances, Light-PEFT module importances, AdaLoRA final ranks and DiffoRA gates are turned into
+Each method's controller says where its report shows adaptation to matter (`MethodController.signals`: IST
+block importances, Light-PEFT module importances, AdaLoRA final ranks, DiffoRA gates); they are turned into
 percentile ranks in [0, 1] keyed by block (`L3`) or by block and module (`L3.query`), so signals from
 different methods and scales average fairly. A search stores them with each trial (`SIGNALS_KEY`) and the
 default sampler warm-starts from them (`autopeft/search/budgeted_sampler.py`).
@@ -13,7 +14,7 @@ from typing import Any
 
 from optuna.trial import FrozenTrial
 
-from autopeft.model_layout import block_index, short_module_name
+from autopeft.methods import signals_of
 
 SIGNALS_KEY = "method_signals"  # the trial user attribute holding `method_signals(...)` of its reports
 
@@ -21,22 +22,9 @@ SIGNALS_KEY = "method_signals"  # the trial user attribute holding `method_signa
 def method_signals(reports: Mapping[str, Mapping[str, Any]]) -> dict[str, float]:
     """Per-module and per-block importance in [0, 1] from a trial's method reports (percentile ranks within
     each signal, so methods with different scales average fairly). Keys: `L3` (IST blocks), `L3.query`
-    (modules)."""
-    raw: list[dict[str, float]] = []
-    ist = reports.get("ist") or {}
-    if ist.get("importance"):
-        raw.append({f"L{b}": float(v) for b, v in zip(ist["blocks"], ist["importance"], strict=True)})
-    for method, field in (
-        ("light_peft", "module_importance"),
-        ("adalora", "final_ranks"),
-        ("diffora", "gates"),
-    ):
-        values = (reports.get(method) or {}).get(field) or {}
-        keyed = {_module_key(name): float(v) for name, v in values.items() if block_index(name) is not None}
-        if keyed:
-            raw.append(keyed)
+    (modules). Each method says what its report means (`MethodController.signals`)."""
     merged: dict[str, list[float]] = {}
-    for signal in raw:
+    for signal in signals_of(reports):
         for key, rank in _percentiles(signal).items():
             merged.setdefault(key, []).append(rank)
     return {key: sum(v) / len(v) for key, v in merged.items()}
@@ -49,11 +37,6 @@ def average_signals(trials: Sequence[FrozenTrial]) -> dict[str, float]:
         for key, value in (trial.user_attrs.get(SIGNALS_KEY) or {}).items():
             merged.setdefault(key, []).append(float(value))
     return {key: sum(v) / len(v) for key, v in merged.items()}
-
-
-def _module_key(name: str) -> str:
-    index = block_index(name)
-    return f"L{index}.{short_module_name(name.split(f'.{index}.', 1)[1])}"
 
 
 def _percentiles(values: Mapping[str, float]) -> dict[str, float]:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 import optuna
 
-from autopeft.search.budgeted_sampler import EarlyStopping
+from autopeft.search.early_stopping import EarlyStopping
 from autopeft.search.progress import SearchProgress, SilentProgress
 from autopeft.search.search_setup import INTERRUPTED, SearchSetup
 from autopeft.search.trial_record import record_plan, record_result

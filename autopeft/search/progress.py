@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import TracebackType
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 
 class SearchProgress(Protocol):
@@ -51,7 +54,7 @@ class RichSearchProgress:
         self._trials = self._progress.add_task("trials", total=total_trials, completed=done_trials)
         self._steps: TaskID | None = None
 
-    def __enter__(self) -> RichSearchProgress:
+    def __enter__(self) -> Self:
         self._progress.start()
         return self
 

@@ -36,11 +36,12 @@ from ray.tune.search import ConcurrencyLimiter
 
 from autopeft.errors import ConfigError
 from autopeft.plan import PeftPlan
-from autopeft.run_directory import read_json, write_json_atomic
 from autopeft.search.samplers import make_sampler
 from autopeft.search.search_setup import SearchSetup
 from autopeft.search.study_searcher import CURVE_KEY, NUMBER_KEY, OUTCOME_KEY, PLAN_KEY, StudySearcher
 from autopeft.search.trial_record import write_result_files
+from autopeft.storage.atomic_files import read_json, write_json_atomic
+from autopeft.storage.run_directory import RunDirectory
 from autopeft.trial import TrialResult, TrialSpec, run_trial
 
 logger = logging.getLogger(__name__)
@@ -107,7 +108,7 @@ def train_plan(config: dict[str, Any], job: TrialJob) -> None:
     torch.set_num_threads(max(1, int(ray.get_runtime_context().get_assigned_resources().get("CPU", 1))))
     spec = replace(job.spec, device="cuda" if ray.get_gpu_ids() else "cpu")
     plan = PeftPlan.from_dict(config[PLAN_KEY])
-    folder = Path(job.run_root) / "trials" / str(config[NUMBER_KEY])
+    folder = RunDirectory(Path(job.run_root)).trial_dir(config[NUMBER_KEY])
     reporter = RayReporter(job.objective_names)
     result = run_trial(plan, spec, reporter, folder)
     write_result_files(folder, result)
@@ -331,7 +332,8 @@ def _reload_auth_settings() -> None:
     """Ray reads RAY_AUTH_MODE and the token once per process; read them again, so that settings made after
     `import ray` (by `_use_token_when_available`, or by a program driving autopeft) take effect, as Ray's own
     token setup does when it enables authentication."""
-    from ray._raylet import AuthenticationTokenLoader, Config
+    # ray/_raylet.pyi covers only the ID and ObjectRef types of the compiled module
+    from ray._raylet import AuthenticationTokenLoader, Config  # type: ignore[attr-defined]
 
     Config.initialize("")
     AuthenticationTokenLoader.instance().reset_cache()

@@ -1,7 +1,8 @@
 """Name-to-sampler table for the `sampler:` block; samplers are built lazily, only when named.
 
-Every factory receives the sampler config, the seed and, when the driver has one, the `PlanProbe` that costs a
-configuration exactly before training (the default `autopeft` sampler needs it; the others ignore it).
+Every factory receives the sampler config, the seed and, when the driver has one, the `CostProbe` (a real
+search's `PlanProbe`) that costs a configuration exactly before training (the default `autopeft` sampler
+needs it; the others ignore it).
 """
 
 from __future__ import annotations
@@ -10,10 +11,11 @@ from collections.abc import Callable
 
 import optuna
 
-from autopeft.search.budgeted_sampler import BudgetedParetoSampler, PlanProbe
+from autopeft.search.budgeted_sampler import BudgetedParetoSampler
+from autopeft.search.plan_probe import CostProbe
 from autopeft.search_space import SamplerConfig
 
-SamplerFactory = Callable[[SamplerConfig, int, "PlanProbe | None"], optuna.samplers.BaseSampler]
+SamplerFactory = Callable[[SamplerConfig, int, "CostProbe | None"], optuna.samplers.BaseSampler]
 
 OPTUNA_STARTUP_TRIALS = 4
 """TPE's and GP's random trials before their model when the config names none."""
@@ -36,7 +38,7 @@ SAMPLERS: dict[str, SamplerFactory] = {
 
 
 def make_sampler(
-    config: SamplerConfig, seed: int, probe: PlanProbe | None = None
+    config: SamplerConfig, seed: int, probe: CostProbe | None = None
 ) -> optuna.samplers.BaseSampler:
     """The sampler named in the search space, seeded; `probe` lets it cost candidates before training."""
     return SAMPLERS[config.name](config, seed, probe)

@@ -17,11 +17,12 @@ import yaml
 from autopeft.errors import ConfigError
 from autopeft.model_layout import ModelLayout
 from autopeft.models import load_classifier, load_tokenizer, resolve_model_path
-from autopeft.run_directory import RunDirectory, read_json, write_json_atomic, write_text_atomic
-from autopeft.search.budgeted_sampler import PlanProbe, plan_probe
+from autopeft.search.plan_probe import PlanProbe
 from autopeft.search.samplers import make_sampler
 from autopeft.search_space import SearchSpace
-from autopeft.task import load_task
+from autopeft.storage.atomic_files import read_json, write_json_atomic, write_text_atomic
+from autopeft.storage.run_directory import RunDirectory
+from autopeft.tasks.task import load_task
 from autopeft.trial import TrialSpec
 
 logger = logging.getLogger(__name__)
@@ -142,13 +143,20 @@ class SearchSetup:
 
     def probe(self) -> PlanProbe:
         """Exact pre-training facts of a configuration (trainable parameters, feasibility) for the sampler."""
-        return plan_probe(self.space, self.layout)
+        return PlanProbe(self.space, self.layout)
 
     def settle_interrupted(self, study: optuna.Study) -> None:
-        """Trials left RUNNING by a killed or interrupted search are failed, marked interrupted."""
+        """Trials left RUNNING by a killed or interrupted search are failed, marked interrupted.
+
+        Optuna has no public call that sets an attribute of another process's trial, so the reason goes through
+        the storage's public API; the state through `study.tell`."""
+        storage = optuna.storages.get_storage(self.run_dir.storage(self.storage_url))
+        study_id = storage.get_study_id_from_name(self.study_name)
         for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-            study._storage.set_trial_user_attr(trial._trial_id, "reason", INTERRUPTED)
-            study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+            storage.set_trial_user_attr(
+                storage.get_trial_id_from_study_id_trial_number(study_id, trial.number), "reason", INTERRUPTED
+            )
+            study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
             logger.info("trial %d was interrupted; marked failed", trial.number)
 
     def finished_count(self, study: optuna.Study) -> int:

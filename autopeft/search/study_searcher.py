@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from typing import Any, cast
 
 import optuna
 from ray.tune.search.optuna import OptunaSearch
@@ -86,15 +86,17 @@ class StudySearcher(OptunaSearch):
             return
         self._completed_trials.add(trial_id)
         trial = self._ot_trials[trial_id]
-        if is_finished(self._ot_study, trial):
+        # OptunaSearch sets `_ot_study` up before any trial, but declares it as None (`self._ot_study = None`)
+        study = cast(optuna.Study, self._ot_study)
+        if is_finished(study, trial):
             logger.info("trial %d was already recorded; not counted again", trial.number)
             return
         last = result or self._last_results.get(trial_id)
         outcome = trial_outcome(last, error)
         if last is not None and OUTCOME_KEY in last:
-            tell_result(self._ot_study, trial, outcome, self._setup)  # the worker wrote its files
+            tell_result(study, trial, outcome, self._setup)  # the worker wrote its files
         else:
-            record_result(self._ot_study, trial, outcome, self._setup)
+            record_result(study, trial, outcome, self._setup)
         self._last_results.pop(trial_id, None)
         logger.info("trial %d %s", trial.number, outcome.state)
 

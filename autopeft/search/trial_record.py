@@ -6,11 +6,11 @@ from pathlib import Path
 
 import optuna
 
-from autopeft.methods import budget_plan
+from autopeft.methods.resolved_plan import ResolvedPlan
 from autopeft.plan import PeftPlan
-from autopeft.run_directory import write_json_atomic
 from autopeft.search.method_signals import SIGNALS_KEY, method_signals
 from autopeft.search.search_setup import SearchSetup
+from autopeft.storage.atomic_files import write_json_atomic
 from autopeft.trial import TrialResult
 
 _STATES = {
@@ -25,15 +25,16 @@ def record_plan(trial: optuna.Trial, plan: PeftPlan, setup: SearchSetup) -> None
 
     Trainable parameters are known before training, so they are computed here, never learned.
     """
-    trainable = budget_plan(plan).trainable_parameters(setup.layout)
+    trainable = ResolvedPlan.resolve(plan, setup.layout).cost
     trial.set_user_attr("plan", plan.model_dump(mode="json"))
     trial.set_user_attr("plan_summary", plan.summary())
-    trial.set_user_attr("artifact_dir", f"trials/{trial.number}")
+    folder = setup.run_dir.trial_dir(trial.number)
+    trial.set_user_attr("artifact_dir", str(folder.relative_to(setup.run_dir.root)))
     trial.set_user_attr("trainable_parameters", trainable)
     limit = setup.space.constraints.max_trainable_parameters
     if limit is not None:
         trial.set_constraint("trainable_parameters", float(trainable - limit))
-    write_json_atomic(setup.run_dir.trial_dir(trial.number) / "plan.json", plan.model_dump(mode="json"))
+    write_json_atomic(folder / "plan.json", plan.model_dump(mode="json"))
 
 
 def record_result(study: optuna.Study, trial: optuna.Trial, result: TrialResult, setup: SearchSetup) -> None:
@@ -82,4 +83,5 @@ def tell_result(study: optuna.Study, trial: optuna.Trial, result: TrialResult, s
 
 def is_finished(study: optuna.Study, trial: optuna.Trial) -> bool:
     """True when storage already holds a final state for `trial` (a resumed Ray run may report it again)."""
-    return study._storage.get_trial(trial._trial_id).state.is_finished()
+    stored = study.get_trials(deepcopy=False)
+    return trial.number < len(stored) and stored[trial.number].state.is_finished()

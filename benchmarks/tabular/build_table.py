@@ -25,9 +25,9 @@ from typing import Any
 
 from grid import SPACE_FILE, TABLE_FILE, Params, TableGrid, compact_plan, config_key, read_rows
 
-from autopeft.reporting import RecordingReporter
 from autopeft.search.method_signals import method_signals
 from autopeft.trial import TrialResult, TrialSpec, run_trial
+from autopeft.trial.reporting import RecordingReporter
 
 logger = logging.getLogger("build_table")
 ROUND = 5  # significant digits kept for measured floats: enough for the replay, small on disk

@@ -18,12 +18,12 @@ from typing import Any
 
 import optuna
 
-from autopeft.methods import budget_plan
+from autopeft.methods.resolved_plan import ResolvedPlan
 from autopeft.model_layout import ModelLayout, short_module_name
 from autopeft.models import load_classifier, load_tokenizer, resolve_model_path
 from autopeft.plan import PeftPlan
 from autopeft.search_space import SearchSpace
-from autopeft.task import load_task
+from autopeft.tasks.task import load_task
 
 logger = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
@@ -78,7 +78,7 @@ class TableGrid:
     def cost(self, params: Params) -> int:
         """Trainable parameters counted against the budget before training (exact; an upper bound for
         Light-PEFT, whose pruning is decided during the trial)."""
-        return budget_plan(self.plan(params)).trainable_parameters(self.layout)
+        return ResolvedPlan.resolve(self.plan(params), self.layout).cost
 
 
 def _dimensions(space: SearchSpace, layout: ModelLayout) -> dict[str, tuple[Any, ...]]:

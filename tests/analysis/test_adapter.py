@@ -9,14 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from matrix_builders import write_checkpoint
 from peft import AdaLoraConfig, LoraConfig, PeftModel, get_peft_model
 from safetensors.torch import load_file, save_file
 from transformers import BertModel, LlamaConfig, LlamaModel
 
 from autopeft.analysis import AdapterMismatchError, AuditConfig, audit, full_svd, read_adapter
 from autopeft.analysis.adapter import pattern_value, update_factors
-
-from matrix_builders import write_checkpoint
 
 
 def _randomise(model: torch.nn.Module, names: tuple[str, ...]) -> None:

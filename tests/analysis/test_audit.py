@@ -9,11 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from matrix_builders import decaying_matrix, write_checkpoint
 
 from autopeft.analysis import AuditConfig, AuditConfigError, CheckpointError, ShapeMismatchError, audit
 from autopeft.analysis.cache import SvdCache
-
-from matrix_builders import decaying_matrix, write_checkpoint
 
 QUERY = "encoder.layer.0.attention.self.query.weight"
 VALUE = "encoder.layer.0.attention.self.value.weight"

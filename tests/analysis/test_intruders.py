@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import torch
+from matrix_builders import decaying_matrix
 
 from autopeft.analysis import base_overlap, count_intruders, epsilon_sweep, full_svd, intruder_scores
-
-from matrix_builders import decaying_matrix
 
 
 def _scores(W0: torch.Tensor, Wt: torch.Tensor, k: int = 10):  # type: ignore[no-untyped-def]

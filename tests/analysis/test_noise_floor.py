@@ -5,11 +5,10 @@ from __future__ import annotations
 import math
 
 import torch
+from matrix_builders import matrix_with_spectrum
 
 from autopeft.analysis import effective_rank, noise_floor
 from autopeft.analysis.noise_floor import unit_in_last_place
-
-from matrix_builders import matrix_with_spectrum
 
 
 def test_bf16_ulp_matches_the_format() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from matrix_builders import decaying_matrix
 
 from autopeft.analysis import (
     base_overlap,
@@ -20,8 +21,6 @@ from autopeft.analysis.svd import (
     try_gram_svd,
     try_lanczos_svd,
 )
-
-from matrix_builders import decaying_matrix
 
 
 @pytest.mark.parametrize("complete", [True, False], ids=["full", "top"])

@@ -18,8 +18,8 @@ from playwright.sync_api import BrowserContext, Page, sync_playwright
 from autopeft.cli import main
 from autopeft.dashboards.run_source import RunSource
 from autopeft.dashboards.server import DashboardServer
-from autopeft.run_directory import RunDirectory
-from tests.conftest import write_space
+from autopeft.storage.run_directory import RunDirectory
+from tests.space_files import write_space
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

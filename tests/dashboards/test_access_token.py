@@ -13,7 +13,7 @@ from autopeft.cli import main
 from autopeft.dashboards.access_token import TOKEN_HEADER
 from autopeft.dashboards.run_source import RunSource
 from autopeft.dashboards.server import DashboardServer
-from autopeft.run_directory import RunDirectory
+from autopeft.storage.run_directory import RunDirectory
 
 TOKEN = "correct-horse-battery"
 

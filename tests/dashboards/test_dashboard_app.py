@@ -8,7 +8,7 @@ import optuna
 from playwright.sync_api import Page, expect
 
 from autopeft.dashboards.server import DashboardServer
-from autopeft.run_directory import RunDirectory
+from autopeft.storage.run_directory import RunDirectory
 
 MARKERS = "#pareto .scatterlayer .point"
 SLOW = 90_000  # ms: callbacks share two cores with training and audits

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import optuna
 import pytest
 
-from autopeft.dashboards.hypervolume_plot import hypervolume, hypervolume_info
+from autopeft.dashboards.hypervolume_plot import hypervolume_info
 from autopeft.dashboards.pareto_plot import pareto_figure, pareto_info
 from autopeft.dashboards.plan_heatmap import plan_heatmap_figure, plan_heatmap_info
 from autopeft.dashboards.run_source import RunSource
 from autopeft.dashboards.trial_details import trial_details
 from autopeft.errors import ConfigError
-from autopeft.run_directory import RunDirectory
+from autopeft.pareto.hypervolume import hypervolume
+from autopeft.storage.run_directory import RunDirectory
 
 
 def test_hypervolume_of_two_points_in_2d_is_the_union_of_their_boxes() -> None:
@@ -33,7 +35,7 @@ def test_hypervolume_never_falls_over_trials(run_dir: RunDirectory) -> None:
     study = source.study("space")
     objectives = source.objectives(study)
     values = hypervolume_info(source.rows(study), objectives.names, objectives.directions).values
-    assert values and all(b >= a for a, b in zip(values, values[1:]))
+    assert values and all(b >= a for a, b in itertools.pairwise(values))
 
 
 def test_pareto_figure_marks_front_dominated_and_violators(run_dir: RunDirectory) -> None:

@@ -9,7 +9,7 @@ from playwright.sync_api import BrowserContext, Page, Request
 
 from autopeft.cli import main
 from autopeft.dashboards.report import write_report
-from autopeft.run_directory import RunDirectory
+from autopeft.storage.run_directory import RunDirectory
 
 MARKERS = "#pareto .scatterlayer .point"
 

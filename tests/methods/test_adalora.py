@@ -7,14 +7,14 @@ from pathlib import Path
 import torch
 from peft import PeftModel
 
+from autopeft.budget import BudgetConfig
 from autopeft.methods.adalora import adalora_to_lora
 from autopeft.model_layout import ModelLayout
 from autopeft.models import load_classifier, load_tokenizer
-from autopeft.reporting import RecordingReporter
-from autopeft.search_space import BudgetConfig
-from autopeft.task import TaskConfig
+from autopeft.tasks.task import TaskConfig
 from autopeft.trial import TrialSpec, run_trial
-from tests.methods.conftest import CPU, hand_loop, plan_for
+from autopeft.trial.reporting import RecordingReporter
+from tests.methods.hand_loop import CPU, hand_loop, plan_for
 
 MODULES = ("attention.self.query", "attention.self.value", "intermediate.dense", "output.dense")
 ADALORA = {"target_rank_ratio": 0.5, "initial_fraction": 0.1, "final_fraction": 0.2}

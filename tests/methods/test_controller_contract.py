@@ -4,20 +4,21 @@ before it has tests of its own."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 import torch
 
-from autopeft.methods import METHODS, MethodController
+from autopeft.budget import BudgetConfig
 from autopeft.export import load_exported
+from autopeft.methods import METHODS, MethodController
 from autopeft.models import load_tokenizer
-from autopeft.reporting import RecordingReporter
-from autopeft.search_space import BudgetConfig
-from autopeft.task import TaskConfig, load_task
-from autopeft.tokenized_split import TokenizedSplit
+from autopeft.tasks.task import TaskConfig, load_task
+from autopeft.tasks.tokenized_split import TokenizedSplit
 from autopeft.trial import TrialSpec, evaluate, run_trial
-from tests.methods.conftest import plan_for
+from autopeft.trial.reporting import RecordingReporter
+from tests.methods.hand_loop import plan_for
 
 BUDGET = BudgetConfig(
     train_examples=64, dev_examples=32, steps=10, max_length=24, batch_size=8, evaluations=1
@@ -49,6 +50,8 @@ def test_method_trains_reports_and_exports_a_loadable_adapter(
     assert result.state == "complete", result.reason
     json.dumps(result.method_reports)
     assert key in result.method_reports
+    signals = METHODS[key].signals(result.method_reports[key])  # the sampler's warm start reads these
+    assert all(re.fullmatch(r"L\d+(\.\w+)?", name) and isinstance(v, float) for name, v in signals.items())
     tokenizer = load_tokenizer(tiny_bert_dir)
     model = load_exported(tiny_bert_dir, tmp_path / "adapter")
     dev = TokenizedSplit.build(load_task(TaskConfig(name="demo"), Path(".")).dev[:32], tokenizer, 24)

@@ -7,14 +7,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from autopeft.adapter_builder import apply_plan
+from autopeft.budget import BudgetConfig
 from autopeft.methods.diffora import DifforaConfig, DifforaController, _Gates
 from autopeft.models import load_classifier, load_tokenizer
-from autopeft.preparation import PhaseRunner
-from autopeft.search_space import BudgetConfig
-from autopeft.task import TaskConfig, load_task
-from autopeft.tokenized_split import TokenizedSplit
-from tests.methods.conftest import CPU, plan_for
+from autopeft.tasks.task import TaskConfig, load_task
+from autopeft.tasks.tokenized_split import TokenizedSplit
+from autopeft.trial.adapters import apply_plan
+from autopeft.trial.phase_services import PhaseServices
+from tests.methods.hand_loop import CPU, plan_for
 
 MODULES = ("attention.self.query", "attention.self.value", "intermediate.dense", "output.dense")
 BUDGET = BudgetConfig(
@@ -22,10 +22,10 @@ BUDGET = BudgetConfig(
 )
 
 
-def _runner(folder: Path) -> PhaseRunner:
+def _services(folder: Path) -> PhaseServices:
     tokenizer = load_tokenizer(folder)
     split = TokenizedSplit.build(load_task(TaskConfig(name="demo"), Path(".")).train[:128], tokenizer, 24)
-    return PhaseRunner(
+    return PhaseServices(
         lambda: load_classifier(folder, 2, tokenizer.pad_token_id), split, BUDGET, CPU, 0, str(folder), None
     )
 
@@ -33,18 +33,18 @@ def _runner(folder: Path) -> PhaseRunner:
 def _prepared(folder: Path, **config: object) -> tuple[DifforaController, object]:
     torch.manual_seed(0)  # dropout draws: run_trial seeds everything, a bare prepare does not
     controller = DifforaController(DifforaConfig(steps=6, gate_lr=0.05, **config))
-    return controller, controller.prepare(plan_for(2, {"diffora": {}}, MODULES), _runner(folder))
+    return controller, controller.prepare(plan_for(2, {"diffora": {}}, MODULES), _services(folder))
 
 
 def test_gates_get_gradients_only_in_gate_steps(tiny_bert_dir: Path) -> None:
-    runner = _runner(tiny_bert_dir)
-    model, _ = apply_plan(runner.load_base(), plan_for(2, {}, MODULES), 10)
+    services = _services(tiny_bert_dir)
+    model, _ = apply_plan(services.load_base(), plan_for(2, {}, MODULES), 10)
     with torch.no_grad():  # LoRA starts with B = 0, where every gate gradient is exactly 0
         for name, parameter in model.named_parameters():
             if "lora_B" in name:
                 parameter.normal_(std=0.1)
     gates = _Gates(model, "sigmoid")
-    batch = next(runner.batches(8, 0))
+    batch = next(services.batches(8, 0))
     model(**batch).loss.backward()
     assert all(p.grad is None for p in gates.parameters())
     assert any(p.grad is not None for n, p in model.named_parameters() if "lora_B" in n)

@@ -9,14 +9,15 @@ from pathlib import Path
 import pytest
 import torch
 
+from autopeft.budget import BudgetConfig
 from autopeft.errors import PlanError
 from autopeft.methods.ist import IstController
+from autopeft.methods.resolved_plan import ResolvedPlan
 from autopeft.model_layout import ModelLayout, block_index
-from autopeft.reporting import RecordingReporter
-from autopeft.search_space import BudgetConfig
-from autopeft.task import TaskConfig
+from autopeft.tasks.task import TaskConfig
 from autopeft.trial import TrialSpec, run_trial
-from tests.methods.conftest import CPU, hand_loop, plan_for
+from autopeft.trial.reporting import RecordingReporter
+from tests.methods.hand_loop import CPU, hand_loop, plan_for
 
 IST = {"mode": "ist", "active_layer_ratio": 0.25, "update_interval": 3, "rollout_batch_size": 8}
 
@@ -123,4 +124,4 @@ def test_importance_profile_is_saved_and_the_artifact_is_an_ordinary_adapter(
 def test_ist_with_adalora_is_rejected_naming_both(tiny_bert: torch.nn.Module) -> None:
     plan = plan_for(2, {"ist": IST, "adalora": {}})
     with pytest.raises(PlanError, match="methods.ist: cannot be combined with 'adalora'"):
-        plan.validate_for(ModelLayout.from_model(tiny_bert))
+        ResolvedPlan.resolve(plan, ModelLayout.from_model(tiny_bert))

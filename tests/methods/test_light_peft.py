@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 import torch
 
+from autopeft.budget import BudgetConfig
 from autopeft.export import load_exported
 from autopeft.models import load_tokenizer
-from autopeft.reporting import RecordingReporter
-from autopeft.search_space import BudgetConfig
-from autopeft.task import TaskConfig, load_task
-from autopeft.tokenized_split import TokenizedSplit
+from autopeft.tasks.task import TaskConfig, load_task
+from autopeft.tasks.tokenized_split import TokenizedSplit
 from autopeft.trial import TrialSpec, evaluate, run_trial
-from tests.methods.conftest import plan_for
+from autopeft.trial.reporting import RecordingReporter
+from tests.methods.hand_loop import plan_for
 
 BUDGET = BudgetConfig(
     train_examples=128,
@@ -36,7 +36,7 @@ BERT = (
 LLAMA = ("self_attn.q_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.up_proj", "mlp.down_proj")
 
 
-def _trial(folder: Path, modules: tuple[str, ...], out: Path, cache: Path, **config: object):  # noqa: ANN202
+def _trial(folder: Path, modules: tuple[str, ...], out: Path, cache: Path, **config: object):
     plan = plan_for(2, {"light_peft": {"estimation_steps": 6, **config}}, modules)
     spec = TrialSpec(str(folder), TaskConfig(name="demo"), BUDGET, cache_dir=str(cache))
     result = run_trial(plan, spec, RecordingReporter(), out)
@@ -131,6 +131,8 @@ def test_a_light_peft_trial_audits_against_its_pruned_base(tiny_bert_dir: Path, 
     _trial(tiny_bert_dir, BERT, run / "trials" / "0", tmp_path / "cache", head_ratio=0.25)
     assert main(["audit", str(run), "--trial", "0", "--quiet", "--no-cache"]) == 0
     audit = json.loads((run / "trials" / "0" / "audit.json").read_text())
-    adapted = json.loads((run / "trials" / "0" / "adapter" / "adapter_config.json").read_text())["target_modules"]
+    adapted = json.loads((run / "trials" / "0" / "adapter" / "adapter_config.json").read_text())[
+        "target_modules"
+    ]
     deltas = [row for row in audit["rows"] if row["kind"] == "delta"]
     assert len(deltas) == len(adapted) and not [row for row in audit["rows"] if row["kind"] == "unmatched"]

@@ -10,9 +10,9 @@ import pytest
 
 from autopeft.cli import main
 from autopeft.errors import ConfigError
-from autopeft.run_directory import RunDirectory
 from autopeft.search_space import SearchSpace
-from tests.conftest import write_space
+from autopeft.storage.run_directory import RunDirectory
+from tests.space_files import write_space
 
 MIX = (
     "methods:\n  ist: {mode: [off, ist, rst], active_layer_ratio: 0.5, update_interval: 2}\n"

@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 from transformers import DataCollatorWithPadding, Trainer, TrainerCallback, TrainingArguments
 
-from autopeft.adapter_builder import apply_plan
 from autopeft.methods.trainer_callback import ControllerCallback
 from autopeft.model_layout import block_index
 from autopeft.models import load_classifier, load_tokenizer
-from autopeft.task import TaskConfig, load_task
-from tests.methods.conftest import plan_for
+from autopeft.tasks.task import TaskConfig, load_task
+from autopeft.trial.adapters import apply_plan
+from tests.methods.hand_loop import plan_for
 
 STEPS = 12
 

@@ -7,31 +7,13 @@ write ~/.ray, and `ray stop --force` ends every process it started afterwards.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
-RAY = str(Path(sys.executable).with_name("ray"))
-
-
-@dataclass(frozen=True)
-class RayCluster:
-    """A running head node: its address and the environment a driver needs to join it."""
-
-    address: str
-    env: dict[str, str]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from tests.search.ray_cluster import RAY, RayCluster, free_port
 
 
 @pytest.fixture(scope="session")
@@ -68,9 +50,10 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayCluster
         capture_output=True,
         text=True,
         timeout=120,
+        check=False,
     )
     assert started.returncode == 0, started.stderr
     try:
         yield RayCluster(f"127.0.0.1:{port}", env)
     finally:
-        subprocess.run([RAY, "stop", "--force"], env=env, capture_output=True, timeout=120)
+        subprocess.run([RAY, "stop", "--force"], env=env, capture_output=True, timeout=120, check=False)

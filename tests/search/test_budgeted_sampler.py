@@ -1,8 +1,10 @@
 """The default `autopeft` sampler: exact-cost candidate filtering, multi-fidelity stopping of trials that
-cannot reach the front, warm starts from method signals, and a real tiny-model search through the CLI."""
+cannot reach the front, warm starts from method signals, a real tiny-model search through the CLI, and a
+sampler that survives pickling (Ray Tune checkpoints it)."""
 
 from __future__ import annotations
 
+import pickle
 import warnings
 from pathlib import Path
 from typing import Any
@@ -13,13 +15,14 @@ import pytest
 from autopeft.cli import main
 from autopeft.model_layout import ModelLayout
 from autopeft.pareto import trial_rows
-from autopeft.run_directory import RunDirectory
-from autopeft.search.budgeted_sampler import BudgetedParetoSampler, CandidateFacts, plan_probe
+from autopeft.search.budgeted_sampler import BudgetedParetoSampler
 from autopeft.search.method_signals import SIGNALS_KEY, method_signals
 from autopeft.search.optuna_driver import OptunaReporter
+from autopeft.search.plan_probe import CandidateFacts, PlanProbe
 from autopeft.search.samplers import OPTUNA_STARTUP_TRIALS, make_sampler
 from autopeft.search_space import SamplerConfig, SearchSpace
-from tests.conftest import write_space
+from autopeft.storage.run_directory import RunDirectory
+from tests.space_files import write_space
 
 SPACE = {
     "rank.query": optuna.distributions.CategoricalDistribution([0, 4, 16]),
@@ -198,9 +201,25 @@ def test_a_light_peft_candidate_is_costed_at_the_share_its_ratios_keep(
             methods="methods:\n  light_peft: {enabled: [false, true], module_ratio: 0.5, rank_ratio: 0.25}",
         )
     )
-    probe = plan_probe(space, ModelLayout.from_model(tiny_bert, "tiny"))
+    probe = PlanProbe(space, ModelLayout.from_model(tiny_bert, "tiny"))
     params = {"layer.0": True, "layer.1": True, "rank.query": 4, "rank.value": 4}
     plain = probe({**params, "light_peft.enabled": False})
     pruned = probe({**params, "light_peft.enabled": True})
     assert pruned.trainable_parameters == plain.trainable_parameters == plain.expected
     assert pruned.expected == pytest.approx(0.5 * 0.75 * plain.trainable_parameters)
+
+
+def test_a_sampler_with_the_plan_probe_of_a_real_space_survives_pickling(
+    tmp_path: Path, tiny_bert: Any
+) -> None:
+    """Ray Tune pickles the searcher, with its sampler and the sampler's probe, at every checkpoint."""
+    constraints = "constraints: {max_trainable_parameters: 500}"
+    space = SearchSpace.load(write_space(tmp_path, "tiny", constraints=constraints))
+    probe = PlanProbe(space, ModelLayout.from_model(tiny_bert, "tiny"))
+    sampler = BudgetedParetoSampler(probe, seed=0)
+    small = {"layer.0": True, "layer.1": False, "rank.query": 4, "rank.value": 2}
+    large = {"layer.0": True, "layer.1": True, "rank.query": 4, "rank.value": 4}
+    facts = [sampler.facts(small), probe(large)]
+    restored = pickle.loads(pickle.dumps(sampler)).probe
+    assert isinstance(restored, PlanProbe) and [restored(small), restored(large)] == facts
+    assert [f.feasible for f in facts] == [True, False] and facts[0].modules == {"L0.query", "L0.value"}

@@ -17,14 +17,14 @@ import pytest
 
 from autopeft.cli import main
 from autopeft.pareto import trial_rows
-from autopeft.run_directory import RunDirectory
 from autopeft.search.ray_driver import RayReporter
-from autopeft.search.search_setup import SearchRequest, SearchSetup
 from autopeft.search.samplers import make_sampler
+from autopeft.search.search_setup import SearchRequest, SearchSetup
 from autopeft.search.study_searcher import CURVE_KEY, STOPPED_BY_SCHEDULER, StudySearcher
+from autopeft.storage.run_directory import RunDirectory
 from autopeft.trial import TrialResult
-from tests.conftest import write_space
-from tests.search.conftest import RayCluster, free_port
+from tests.search.ray_cluster import RayCluster, free_port
+from tests.space_files import write_space
 
 REPO = Path(__file__).resolve().parents[2]
 # Plans that always adapt something (rank >= 2 everywhere), so every trial can complete.
@@ -273,7 +273,7 @@ def test_killed_driver_resumes_to_the_requested_count(
     before = {t.number: t.values for t in RunDirectory(run).load_study().trials if t.values}
     assert before, "the first trial should have completed before the driver was killed"
     resumed = subprocess.run(
-        command, cwd=REPO, env=ray_cluster.env, capture_output=True, text=True, timeout=240
+        command, cwd=REPO, env=ray_cluster.env, capture_output=True, text=True, timeout=240, check=False
     )
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming the Ray experiment search-0 with Tuner.restore" in " ".join(resumed.stderr.split())

@@ -16,7 +16,7 @@ import torch
 
 from autopeft.errors import AutopeftError
 from autopeft.methods.controller import MethodController
-from autopeft.tokenized_split import TokenizedSplit
+from autopeft.tasks.tokenized_split import TokenizedSplit
 
 Batch = dict[str, torch.Tensor]
 PHASES = ("hooks", "forward", "backward", "update")

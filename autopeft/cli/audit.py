@@ -1,6 +1,6 @@
-"""The `autopeft audit` subcommand: argument parsing, progress display and report files around `audit()`.
+"""`autopeft audit`: argument parsing, progress display and report files around `audit()`.
 
-Bad input raises an `AnalysisError` (or `AutopeftError`) subclass; `autopeft/cli.py` prints its one-line message
+Bad input raises an `AnalysisError` (or `AutopeftError`) subclass; `autopeft/cli/main.py` prints its one-line message
 and exits with code 2. `autopeft audit RUN_DIR --trial N` audits the adapter a search trial saved and writes
 `RUN_DIR/trials/N/audit.json` for the dashboards.
 """
@@ -23,10 +23,8 @@ from threadpoolctl import threadpool_limits
 
 from autopeft.analysis import AuditConfig, AuditReport, audit
 from autopeft.analysis.errors import AuditConfigError, CheckpointError
-from autopeft.export import PRUNING_PLAN
-from autopeft.pruning import PruningPlan, load_pruned
-
-TRIALS = "trials"
+from autopeft.pruning.artifact import base_for_adapter
+from autopeft.storage.run_directory import RunDirectory
 
 
 def add_parser(subparsers: Any) -> None:
@@ -127,15 +125,13 @@ def _trial_inputs(
 ) -> tuple[str | torch.nn.Module, str | None, str | None, Path | None]:
     if args.trial is None:
         raise AuditConfigError(f"{args.run_dir}: expected --trial N to choose the trial to audit")
-    trial = args.run_dir / TRIALS / str(args.trial)
+    trial = RunDirectory(args.run_dir).trial_dir(args.trial)
     adapter = trial / "adapter"
     if not (adapter / "adapter_config.json").is_file():
         raise CheckpointError(
             f"{adapter}: adapter_config.json: no such file (is trial {args.trial} finished?)"
         )
-    base: str | torch.nn.Module = _model_folder(args.base or _recorded_base(adapter))
-    if (adapter / PRUNING_PLAN).is_file():  # Light-PEFT: the adapter fits the pruned base only
-        base = load_pruned(base, PruningPlan.load(adapter / PRUNING_PLAN))
+    base = base_for_adapter(_model_folder(args.base or _recorded_base(adapter)), adapter)
     return base, None, str(adapter), args.json or trial / "audit.json"
 
 

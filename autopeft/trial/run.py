@@ -13,33 +13,33 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 from peft import PeftModel
 from transformers import get_linear_schedule_with_warmup
 
-from autopeft.adapter_builder import apply_plan
+from autopeft.budget import BudgetConfig
 from autopeft.errors import PlanError
-from autopeft.methods import TrainingContext, budget_plan, configured_controllers
+from autopeft.methods import Preparation, TrainingContext
+from autopeft.methods.method_mix import MethodMix
+from autopeft.methods.resolved_plan import ResolvedPlan
 from autopeft.models import load_classifier, load_tokenizer, resolve_model_path
-from autopeft.peak_memory import PeakMemoryMeter
 from autopeft.plan import PeftPlan
-from autopeft.preparation import PhaseRunner, Preparation
-from autopeft.reporting import Reporter
-from autopeft.atomic_files import write_json_atomic
-from autopeft.search_space import BudgetConfig
-from autopeft.task import Task, TaskConfig, load_task
-from autopeft.tokenized_split import TokenizedSplit
-from autopeft.training_loop import TrainingLoop, TrialFailure, evaluate, evaluate_timed
+from autopeft.storage.atomic_files import write_json_atomic
+from autopeft.tasks.task import Task, TaskConfig, load_task
+from autopeft.tasks.tokenized_split import TokenizedSplit
+from autopeft.trial.adapters import apply_plan
+from autopeft.trial.evaluation_points import EvaluationPoints, TrialState
+from autopeft.trial.peak_memory import PeakMemoryMeter
+from autopeft.trial.phase_services import PhaseServices
+from autopeft.trial.reporting import Reporter
+from autopeft.trial.training_loop import TrainingLoop, evaluate_timed
 
 logger = logging.getLogger(__name__)
 
-TrialState = Literal["complete", "failed", "pruned"]
 ProgressCallback = Callable[[int, int], None]
-
-__all__ = ["TrialFailure", "TrialResult", "TrialSpec", "evaluate", "pick_device", "run_trial"]
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,7 @@ def run_trial(
     """
     started = time.perf_counter()
     try:
-        result = _Trial(plan, spec, reporter, Path(out_dir), on_progress).run()
+        result = TrialRun(plan, spec, reporter, Path(out_dir), on_progress).run()
     except KeyboardInterrupt:
         raise
     except Exception as error:  # noqa: BLE001 - any training error fails this trial, not the whole search
@@ -107,7 +107,7 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-class _Trial:
+class TrialRun:
     """One trial's state, so the phases stay small functions."""
 
     def __init__(
@@ -132,17 +132,15 @@ class _Trial:
         self.folder = resolve_model_path(spec.model)
         self.tokenizer = load_tokenizer(self.folder)
         self.train_split, self.dev_split = _splits(self.task, self.tokenizer, self.budget, spec.seed)
-        self.controllers = {
-            key: cls(config)
-            for key, (cls, config) in zip(plan.methods, configured_controllers(plan), strict=True)
-        }
+        self.methods = MethodMix.of(plan)
+        self.controllers = self.methods.controllers()
 
     def load_base(self) -> torch.nn.Module:
         return load_classifier(self.folder, len(self.task.labels), self.tokenizer.pad_token_id)
 
     def run(self) -> TrialResult:
         with PeakMemoryMeter(self.device) as memory:
-            runner = PhaseRunner(
+            services = PhaseServices(
                 self.load_base,
                 self.train_split,
                 self.budget,
@@ -151,16 +149,16 @@ class _Trial:
                 self.spec.model,
                 Path(self.spec.cache_dir) if self.spec.cache_dir else None,
             )
-            prepared = self._prepare(runner)
+            prepared = self._prepare(services)
             prepared.model.to(self.device)
-            loop, state, curve, predictions = self._main_phase(prepared, runner, memory)
+            loop, state, curve, predictions = self._main_phase(prepared, services, memory)
         reports = {key: dict(c.finish()) for key, c in self.controllers.items()}
         final_model, final_plan = self._final_adapter(prepared)
         _, inference_speed = evaluate_timed(
             final_model, self.dev_split, self.budget.eval_batch_size, self.device
         )
         self._save(final_model)
-        tokens, seconds = runner.tokens + loop.tokens, runner.seconds + loop.train_seconds
+        tokens, seconds = services.tokens + loop.tokens, services.seconds + loop.train_seconds
         metrics = {
             "task_metric": curve[-1]["task_metric"],
             "trainable_parameters": float(final_plan.trainable_parameters(prepared.layout)),
@@ -182,10 +180,10 @@ class _Trial:
             final_plan if final_plan != self.plan else None,
         )
 
-    def _prepare(self, runner: PhaseRunner) -> Preparation:
+    def _prepare(self, services: PhaseServices) -> Preparation:
         """The first method that prepares decides the model; otherwise the plan's adapter on the base."""
         preparations = [
-            p for c in self.controllers.values() if (p := c.prepare(self.plan, runner)) is not None
+            p for c in self.controllers.values() if (p := c.prepare(self.plan, services)) is not None
         ]
         if len(preparations) > 1:
             raise PlanError(
@@ -193,11 +191,13 @@ class _Trial:
             )
         if preparations:
             return preparations[0]
-        model, layout = apply_plan(self.load_base(), self.plan, self.budget.total_steps(), self.spec.model)
+        model, layout = apply_plan(
+            self.load_base(), self.plan, self.budget.total_steps(), self.spec.model, self.methods
+        )
         return Preparation(model, layout, self.plan)
 
     def _main_phase(
-        self, prepared: Preparation, runner: PhaseRunner, memory: PeakMemoryMeter
+        self, prepared: Preparation, services: PhaseServices, memory: PeakMemoryMeter
     ) -> tuple[TrainingLoop, TrialState, list[dict[str, float]], list[int]]:
         total = max(1, self.budget.total_steps() - prepared.steps_used)
         model = prepared.model
@@ -207,7 +207,7 @@ class _Trial:
             weight_decay=self.budget.weight_decay,
         )
         scheduler = get_linear_schedule_with_warmup(optimizer, round(self.budget.warmup_ratio * total), total)
-        context = TrainingContext(model, optimizer, total, runner.batches, self.device, self.spec.seed)
+        context = TrainingContext(model, optimizer, total, services.batches, self.device, self.spec.seed)
         for controller in self.controllers.values():
             controller.setup(context)
         loop = TrainingLoop(
@@ -218,10 +218,10 @@ class _Trial:
             self.device,
             self.budget.max_grad_norm,
         )
-        counted = budget_plan(prepared.plan).trainable_parameters(prepared.layout)
-        tracker = _Checkpoints(self, loop, total, counted, memory, runner)
-        loop.run(runner.batches(self.budget.batch_size, self.spec.seed), total, tracker.after_step)
-        return loop, tracker.state, tracker.curve, tracker.predictions
+        counted = ResolvedPlan.resolve(prepared.plan, prepared.layout, self.methods).cost
+        points = EvaluationPoints(self, loop, total, counted, memory, services)
+        loop.run(services.batches(self.budget.batch_size, self.spec.seed), total, points.after_step)
+        return loop, points.state, points.curve, points.predictions
 
     def _final_adapter(self, prepared: Preparation) -> tuple[PeftModel, PeftPlan]:
         model, plan = prepared.model, prepared.plan
@@ -234,75 +234,13 @@ class _Trial:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         final, staging = self.out_dir / "adapter", self.out_dir / ".adapter.partial"
         shutil.rmtree(staging, ignore_errors=True)
-        model.save_pretrained(staging)
+        model.save_pretrained(str(staging))
         for controller in self.controllers.values():
             for name, content in controller.artifacts().items():
                 write_json_atomic(staging / name, content)
         if final.exists():
             shutil.rmtree(final)
         os.replace(staging, final)
-
-
-class _Checkpoints:
-    """Evaluates at the budget's checkpoints, keeps the learning curve and asks the reporter whether to stop.
-    Every report carries every measurement so far (drivers such as Ray need each objective in each report)."""
-
-    def __init__(
-        self,
-        trial: _Trial,
-        loop: TrainingLoop,
-        total: int,
-        counted: int,
-        memory: PeakMemoryMeter,
-        runner: PhaseRunner,
-    ) -> None:
-        self.trial, self.loop, self.total, self.counted, self.memory, self.runner = (
-            trial,
-            loop,
-            total,
-            counted,
-            memory,
-            runner,
-        )
-        count = trial.budget.evaluations
-        self.steps = {max(1, round(total * (i + 1) / count)) for i in range(count)}
-        self.state: TrialState = "complete"
-        self.curve: list[dict[str, float]] = []
-        self.predictions: list[int] = []
-        self.losses: list[float] = []
-
-    def after_step(self, done: int, loss: float) -> bool:
-        self.losses.append(loss)
-        if self.trial.on_progress is not None:
-            self.trial.on_progress(done, self.total)
-        if done not in self.steps:
-            return False
-        trial = self.trial
-        self.predictions = evaluate(
-            self.loop.model, trial.dev_split, trial.budget.eval_batch_size, trial.device
-        )
-        point = {
-            "step": float(done),
-            "task_metric": trial.task.score(trial.dev_split.labels, self.predictions),
-            "train_loss": sum(self.losses) / len(self.losses),
-            **self._measured(),
-        }
-        self.losses.clear()
-        self.curve.append(point)
-        trial.reporter.report(done, {k: v for k, v in point.items() if k != "step"})
-        if done < self.total and trial.reporter.should_stop():
-            self.state = "pruned"
-            return True
-        return False
-
-    def _measured(self) -> dict[str, float]:
-        tokens = self.runner.tokens + self.loop.tokens
-        seconds = self.runner.seconds + self.loop.train_seconds
-        return {
-            "trainable_parameters": float(self.counted),
-            "peak_memory_mb": self.memory.current_peak_mb(),
-            "train_tokens_per_second": tokens / max(seconds, 1e-9),
-        }
 
 
 def _splits(

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from autopeft.task import Example
+from autopeft.tasks.task import Example
 
 
 @dataclass(frozen=True)

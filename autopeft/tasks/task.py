@@ -15,9 +15,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from autopeft.demo_task import demo_examples
 from autopeft.errors import ConfigError
-from autopeft.task_metrics import METRICS
+from autopeft.tasks.demo import demo_examples
+from autopeft.tasks.metrics import METRICS
 
 Example = tuple[tuple[str, ...], int]
 

@@ -130,7 +130,9 @@ class PrunableBlock:
     def linear(self, name: str) -> nn.Linear:
         """The plain `nn.Linear` holding the base weight of `name` (a LoRA wrapper's `base_layer`)."""
         module = self.hook_point(name)
-        return getattr(module, "base_layer", module)
+        linear = getattr(module, "base_layer", module)
+        assert isinstance(linear, nn.Linear)  # the families name only linear layers
+        return linear
 
     @property
     def head_dim(self) -> int:

@@ -1,20 +1,19 @@
-"""`autopeft dashboard` (the live Pareto explorer) and `autopeft report` (the same figures as one HTML file).
+"""`autopeft dashboard`: the live Pareto explorer of a run directory or storage.
 
 The dashboard binds 127.0.0.1 by default; any other --host needs a token (--token or AUTOPEFT_DASHBOARD_TOKEN)
 that every request must carry: header `X-Autopeft-Token`, `Authorization: Bearer`, or `?token=` once in the
-browser (see autopeft/dashboards/access_token.py). Requests without it get 401.
+browser (see dashboards/access_token.py). Requests without it get 401.
 """
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from autopeft.errors import ConfigError
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    """Register `dashboard` and `report` on the `autopeft` command line."""
+    """Register `dashboard` on the `autopeft` command line."""
     dashboard = subparsers.add_parser(
         "dashboard",
         help="open the interactive Pareto explorer (Dash)",
@@ -29,19 +28,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="access token, required for a --host other than loopback (or set AUTOPEFT_DASHBOARD_TOKEN)",
     )
     dashboard.add_argument("--refresh", type=float, default=5.0, help="seconds between re-reads (default 5)")
-    dashboard.set_defaults(handler=_dashboard)
-
-    report = subparsers.add_parser(
-        "report",
-        help="write the dashboard's figures as one self-contained HTML file",
-        description="Write a static HTML report (plotly.js embedded, no network needed) of a run directory.",
-    )
-    report.add_argument("run_dir", metavar="RUN_DIR")
-    report.add_argument("--out", required=True, help="HTML file to write, e.g. report.html")
-    report.set_defaults(handler=_report)
+    dashboard.set_defaults(handler=run)
 
 
-def _dashboard(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     from autopeft.dashboards.run_source import RunSource
     from autopeft.dashboards.server import DashboardServer
 
@@ -54,13 +44,4 @@ def _dashboard(args: argparse.Namespace) -> int:
         server.serve_forever()
     finally:
         server.stop()
-    return 0
-
-
-def _report(args: argparse.Namespace) -> int:
-    from autopeft.dashboards.report import write_report
-    from autopeft.run_directory import RunDirectory
-
-    out = write_report(RunDirectory.existing(args.run_dir), Path(args.out))
-    print(f"report written to {out}")
     return 0

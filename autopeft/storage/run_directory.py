@@ -20,13 +20,12 @@ import optuna
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
-from autopeft.atomic_files import read_json, write_json_atomic, write_text_atomic
 from autopeft.errors import ConfigError
-
-__all__ = ["RunDirectory", "read_json", "write_json_atomic", "write_text_atomic"]
+from autopeft.storage.atomic_files import read_json
 
 RUN_FILE = "run.json"
 JOURNAL_FILE = "study.journal"
+TRIALS_FOLDER = "trials"
 
 
 @dataclass(frozen=True)
@@ -44,7 +43,13 @@ class RunDirectory:
         return self.root / "space.yaml"
 
     def trial_dir(self, number: int) -> Path:
-        return self.root / "trials" / str(number)
+        """Where trial `number` keeps its files; the one place the `trials/<n>` layout is spelled."""
+        return self.root / TRIALS_FOLDER / str(number)
+
+    def trial_numbers(self) -> list[int]:
+        """The numbers of the trials that have a folder, in order."""
+        folder = self.root / TRIALS_FOLDER
+        return sorted(int(p.name) for p in folder.glob("*") if p.name.isdigit())
 
     @classmethod
     def existing(cls, path: str | Path) -> RunDirectory:

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
-from autopeft.pruning_layout import PrunableBlock, PruningShape, prunable_blocks
+from autopeft.pruning.layout import PrunableBlock, PruningShape, prunable_blocks
 
 PreHook = Callable[[nn.Module, tuple[torch.Tensor, ...]], tuple[torch.Tensor, ...]]
 

@@ -26,8 +26,8 @@ from transformers import AutoConfig
 from autopeft.errors import PlanError
 from autopeft.model_layout import block_index
 from autopeft.models import load_classifier
-from autopeft.pruning_layout import FAMILIES, Family, PrunableBlock, PruningShape, prunable_blocks
-from autopeft.atomic_files import read_json, write_json_atomic
+from autopeft.pruning.layout import FAMILIES, Family, PrunableBlock, PruningShape, prunable_blocks
+from autopeft.storage.atomic_files import read_json, write_json_atomic
 
 SCOPES = ("layerwise", "global")
 
@@ -319,7 +319,7 @@ def _slice_linear(linear: nn.Linear, keep: torch.Tensor, dim: int) -> None:
     linear.out_features, linear.in_features = linear.weight.shape
 
 
-def _parameter_like(old: nn.Parameter, data: torch.Tensor) -> nn.Parameter:
+def _parameter_like(old: torch.Tensor, data: torch.Tensor) -> nn.Parameter:
     return nn.Parameter(data.clone(), requires_grad=old.requires_grad)
 
 

@@ -1,44 +1,33 @@
-"""Preparation phases: what a method may run before a trial's main training (DiffoRA's module selection,
-Light-PEFT's estimation and pruning), and the services `run_trial` offers them.
+"""PhaseServices: what a trial offers the preparation phase a method may run before the main training
+(DiffoRA's module selection, Light-PEFT's estimation and pruning).
 
-A controller's `prepare(plan, runner)` returns a `Preparation`: the model to train from then on (already wrapped
-by peft, possibly on a pruned base), its layout and plan, and how many of the trial's optimizer steps it used.
+It implements `autopeft.methods.controller.TrialServices`, the protocol the controllers are written against, so
+the controllers never import the trial. Every phase's tokens and time are added up here and count for the
+trial's throughput.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import torch
 from peft import PeftModel
 
+from autopeft.budget import BudgetConfig
+from autopeft.methods.controller import Batch, MethodController
 from autopeft.model_layout import ModelLayout
 from autopeft.plan import PeftPlan
-from autopeft.tokenized_split import TokenizedSplit
-from autopeft.training_loop import Batch, TrainingLoop
-
-if TYPE_CHECKING:
-    from autopeft.methods.controller import MethodController
-    from autopeft.search_space import BudgetConfig
+from autopeft.tasks.tokenized_split import TokenizedSplit
+from autopeft.trial.adapters import apply_plan
+from autopeft.trial.training_loop import TrainingLoop
 
 
 @dataclass
-class Preparation:
-    """The result of a preparation phase."""
-
-    model: PeftModel
-    layout: ModelLayout
-    plan: PeftPlan
-    steps_used: int = 0
-    report: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class PhaseRunner:
-    """Services for preparation phases: fresh base models, batches, short training runs, a cache folder."""
+class PhaseServices:
+    """Fresh base models, adapters, batches and short training runs for one trial's preparation phase."""
 
     load_base: Callable[[], torch.nn.Module]
     train_split: TokenizedSplit
@@ -49,6 +38,11 @@ class PhaseRunner:
     cache_dir: Path | None
     tokens: int = 0
     seconds: float = 0.0
+
+    def build_adapters(
+        self, base: torch.nn.Module, plan: PeftPlan, total_steps: int
+    ) -> tuple[PeftModel, ModelLayout]:
+        return apply_plan(base, plan, total_steps, self.model_name)
 
     def batches(self, batch_size: int, seed: int) -> Iterator[Batch]:
         return self.train_split.shuffled_forever(batch_size, self.device, seed)
@@ -72,7 +66,7 @@ class PhaseRunner:
         controllers: Sequence[MethodController] = (),
         extra_loss: Callable[[], torch.Tensor] | None = None,
         after_each: Callable[[int, float], bool] | None = None,
-    ) -> TrainingLoop:
+    ) -> None:
         """`steps` optimizer steps (no schedule, no evaluation); their tokens and time count for the trial."""
         loop = TrainingLoop(
             model, optimizer, None, controllers, self.device, self.budget.max_grad_norm, extra_loss
@@ -80,4 +74,7 @@ class PhaseRunner:
         loop.run(batches, steps, after_each)
         self.tokens += loop.tokens
         self.seconds += loop.train_seconds
-        return loop
+
+    def data_fingerprint(self) -> str:
+        """A hash of the first 64 tokenised training examples (enough to tell two data sets apart)."""
+        return hashlib.sha256(repr(self.train_split.features[:64]).encode()).hexdigest()

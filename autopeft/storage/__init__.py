@@ -1,0 +1,1 @@
+"""Where a search keeps what it produced: the run directory and the atomic writes every file goes through."""
