@@ -18,9 +18,9 @@ import pytest
 from autopeft.cli import main
 from autopeft.pareto import trial_rows
 from autopeft.search.ray_driver import RayReporter
-from autopeft.search.samplers import make_sampler
+from autopeft.search.samplers import SAMPLERS, make_sampler
 from autopeft.search.search_setup import SearchRequest, SearchSetup
-from autopeft.search.study_searcher import CURVE_KEY, STOPPED_BY_SCHEDULER, StudySearcher
+from autopeft.search.study_searcher import CURVE_KEY, NUMBER_KEY, STOPPED_BY_SCHEDULER, StudySearcher
 from autopeft.storage.run_directory import RunDirectory
 from autopeft.trial import TrialResult
 from tests.search.ray_cluster import RayCluster, free_port
@@ -36,9 +36,16 @@ LONG_BUDGET = (
 )
 
 
-def _space(folder: Path, model: Path, trials: int, steps: int = 6) -> Path:
+def _space(folder: Path, model: Path, trials: int, steps: int = 6, **overrides: str) -> Path:
     budget = {} if steps == 6 else {"budget": LONG_BUDGET.replace("STEPS", str(steps))}
-    return write_space(folder, model, trials=trials, dimensions=DIMENSIONS, constraints=CONSTRAINTS, **budget)
+    return write_space(
+        folder, model, trials=trials, dimensions=DIMENSIONS, constraints=CONSTRAINTS, **budget, **overrides
+    )
+
+
+def _storage(setup: SearchSetup) -> optuna.storages.BaseStorage:
+    """The study's storage as the Ray driver hands it to its searcher (an object, not a URL)."""
+    return optuna.storages.get_storage(setup.run_dir.storage(setup.storage_url))
 
 
 def _driver(space: Path, run: Path, cluster: RayCluster, *extra: str) -> list[str]:
@@ -203,7 +210,7 @@ def test_trial_a_scheduler_stopped_is_pruned_and_off_the_front(tiny_bert_dir: Pa
     space = _space(tmp_path, tiny_bert_dir, trials=2)
     setup = SearchSetup.prepare(SearchRequest(space, out=tmp_path / "run"))
     study = setup.open_study()
-    searcher = StudySearcher(setup, make_sampler(setup.space.sampler, 0), study._storage)
+    searcher = StudySearcher(setup, make_sampler(setup.space.sampler, 0), _storage(setup))
     searcher.suggest("stopped")
     curve = [{"step": 3.0, "task_metric": 0.9, "trainable_parameters": 1.0, "train_loss": 0.5}]
     partial = {"task_metric": 0.9, "trainable_parameters": 1.0, "step": 3, CURVE_KEY: json.dumps(curve)}
@@ -263,7 +270,8 @@ def test_killed_driver_resumes_to_the_requested_count(
     ray_cluster: RayCluster, tiny_bert_dir: Path, tmp_path: Path
 ) -> None:
     run = tmp_path / "run"
-    command = _driver(_space(tmp_path, tiny_bert_dir, trials=3, steps=150), run, ray_cluster)
+    space = _space(tmp_path, tiny_bert_dir, trials=3, steps=150, sampler="sampler: {name: autopeft}")
+    command = _driver(space, run, ray_cluster)  # the default sampler: its searcher is restored from pickle
     driver = subprocess.Popen(
         command, cwd=REPO, env=ray_cluster.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
@@ -282,3 +290,38 @@ def test_killed_driver_resumes_to_the_requested_count(
     assert [t.state for t in counted] == [optuna.trial.TrialState.COMPLETE] * 3
     assert not [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
     assert all(study.trials[number].values == values for number, values in before.items())
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLERS))
+def test_every_sampler_survives_the_searcher_checkpoint(
+    name: str, tiny_bert_dir: Path, tmp_path: Path
+) -> None:
+    """Ray Tune pickles the searcher, and the sampler in it, at every experiment checkpoint and reads it back
+    on `Tuner.restore`: every sampler of the table must make the round trip and go on proposing plans."""
+    space = write_space(
+        tmp_path,
+        tiny_bert_dir,
+        trials=2,
+        dimensions=DIMENSIONS,
+        constraints=CONSTRAINTS,
+        sampler=f"sampler: {{name: {name}}}",
+    )
+    setup = SearchSetup.prepare(SearchRequest(space, out=tmp_path / "run"))
+    setup.open_study()
+    searcher = StudySearcher(setup, make_sampler(setup.space.sampler, 0, setup.probe()), _storage(setup))
+    assert searcher.suggest("first")[NUMBER_KEY] == 0
+    searcher.save(str(tmp_path / "searcher.pkl"))
+    restored = StudySearcher(setup, make_sampler(setup.space.sampler, 1, setup.probe()), _storage(setup))
+    restored.restore(str(tmp_path / "searcher.pkl"))
+    assert restored.suggest("second")[NUMBER_KEY] == 1
+
+
+def test_the_shipped_demo_space_runs_on_a_real_cluster(cluster_env: RayCluster, tmp_path: Path) -> None:
+    """`search_spaces/demo.yaml` exactly as a user runs it (default sampler, every method), on `--backend ray`."""
+    run = tmp_path / "run"
+    argv = ["search", str(REPO / "search_spaces" / "demo.yaml"), "--out", str(run), "--trials", "2"]
+    assert main([*argv, "--backend", "ray", "--address", cluster_env.address, "--quiet"]) == 0
+    study = RunDirectory(run).load_study()
+    assert len(study.trials) == 2
+    assert all(t.state.is_finished() for t in study.trials)
+    assert any(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
