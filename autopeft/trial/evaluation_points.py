@@ -6,16 +6,31 @@ dev split is scored, the reporter hears every measurement so far, and a driver m
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from collections.abc import Callable
+from typing import Literal, Protocol
 
+import torch
+
+from autopeft.budget import BudgetConfig
+from autopeft.tasks.task import Task
+from autopeft.tasks.tokenized_split import TokenizedSplit
 from autopeft.trial.peak_memory import PeakMemoryMeter
 from autopeft.trial.phase_services import PhaseServices
+from autopeft.trial.reporting import Reporter
 from autopeft.trial.training_loop import TrainingLoop, evaluate
 
-if TYPE_CHECKING:
-    from autopeft.trial.run import TrialRun
-
 TrialState = Literal["complete", "failed", "pruned"]
+
+
+class EvaluatedTrial(Protocol):
+    """What the evaluation points read of the trial they belong to (`run.TrialRun` provides it)."""
+
+    task: Task
+    dev_split: TokenizedSplit
+    budget: BudgetConfig
+    device: torch.device
+    reporter: Reporter
+    on_progress: Callable[[int, int], None] | None
 
 
 class EvaluationPoints:
@@ -25,7 +40,7 @@ class EvaluationPoints:
 
     def __init__(
         self,
-        trial: TrialRun,
+        trial: EvaluatedTrial,
         loop: TrainingLoop,
         total: int,
         counted: int,
