@@ -13,7 +13,8 @@ Three things set it apart from a generic multi-objective sampler:
 - **Multi-fidelity stopping.** `should_stop_trial` stops a trial whose intermediate task metric, plus the
   largest gain from that checkpoint to the end seen so far, could not move the front (a cheaper or
   equal-cost trial is already at least as good). The driver records such trials as PRUNED, so they never
-  enter the front.
+  enter the front. The rule is `pareto_stopping.ParetoStoppingRule`, which `ParetoStopping` also offers
+  to any Optuna study.
 - **Warm starts from method signals.** IST block importances, Light-PEFT module importances, AdaLoRA final
   ranks and DiffoRA gates (`method_signals`) are averaged into per-module weights; a candidate's share of
   that weight is a feature of the task-metric model with a positive prior, so signals steer proposals from
@@ -37,10 +38,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution
+from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from autopeft.search.hypervolume_improvement import expected_improvement_2d
 from autopeft.search.method_signals import average_signals
+from autopeft.search.pareto_stopping import MIN_COMPLETE_TRIALS, ParetoStoppingRule, Progress
 from autopeft.search.surrogate import BayesianLinear, FeatureEncoder
 
 if TYPE_CHECKING:
@@ -48,6 +51,8 @@ if TYPE_CHECKING:
 
 METRIC, COST = "task_metric", "trainable_parameters"
 _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+_PLANE = (StudyDirection.MINIMIZE, StudyDirection.MAXIMIZE)
+"""Directions of the (cost, task metric) plane in which the sampler models the front and stops trials."""
 
 
 class BudgetedParetoSampler(optuna.samplers.BaseSampler):
@@ -178,15 +183,15 @@ class BudgetedParetoSampler(optuna.samplers.BaseSampler):
     def should_stop_trial(
         self, study: optuna.Study, trial: FrozenTrial | optuna.Trial, checkpoint: int, task_metric: float
     ) -> bool:
+        """`ParetoStoppingRule` in the sampler's plane: the exact cost (the probe's expected cost, known
+        before training) and the task metric at the `checkpoint`-th evaluation, against the front of (measured
+        or probed cost, final task metric), with the gains of complete trials whose curve goes past it."""
         if self.probe is None:
             return False
         history = _History(study, self)
-        gains = history.gains(checkpoint)
-        if len(gains) < 3:
-            return False
-        reachable = task_metric + float(np.quantile(gains, self.stop_quantile))
+        rule = ParetoStoppingRule(_PLANE, (1,), MIN_COMPLETE_TRIALS, self.stop_quantile)  # 1: task metric
         cost = self.facts(dict(trial.params)).expected
-        return any(c <= cost and m >= reachable for c, m in history.front_points)
+        return rule.stops((cost, task_metric), history.progress(checkpoint), history.front_points)
 
 
 class _History:
@@ -243,14 +248,19 @@ class _History:
     def front(self, ref_cost: float) -> list[tuple[float, float]]:
         return [(c / ref_cost, m) for c, m in self.front_points]
 
-    def gains(self, checkpoint: int) -> list[float]:
-        """Final minus checkpoint task metric of the complete trials whose curve has that checkpoint."""
-        gains = []
+    def progress(self, checkpoint: int) -> list[Progress]:
+        """(Task metric at `checkpoint`, final task metric) of the complete trials whose curve goes past that
+        checkpoint (an autopeft curve ends with the final evaluation, which has no gain left)."""
+        found: list[Progress] = []
         for trial in self.complete:
             curve = trial.user_attrs.get("curve") or []
             if 0 <= checkpoint < len(curve) - 1:
-                gains.append(trial.values[self.metric_index] - curve[checkpoint][METRIC])
-        return gains
+                found.append(((curve[checkpoint][METRIC],), (trial.values[self.metric_index],)))
+        return found
+
+    def gains(self, checkpoint: int) -> list[float]:
+        """Final minus checkpoint task metric of the complete trials whose curve has that checkpoint."""
+        return [final[0] - reached[0] for reached, final in self.progress(checkpoint)]
 
 
 def _key(params: Mapping[str, Any]) -> str:

@@ -2,7 +2,8 @@
 
 Optuna's pruners need one objective, so in multi-objective studies the sampler decides: the drivers ask a
 sampler that implements this protocol (the default `BudgetedParetoSampler` does) and record a stopped trial as
-PRUNED.
+PRUNED. The default sampler applies `pareto_stopping.ParetoStoppingRule`; outside autopeft's drivers, the same
+rule is `ParetoStopping`, called from an Optuna objective.
 """
 
 from __future__ import annotations
