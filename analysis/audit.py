@@ -24,6 +24,7 @@ from autopeft.analysis.entanglement import ORDERINGS
 from autopeft.analysis.errors import AuditConfigError
 from autopeft.analysis.job_reader import JobReader, LoadedJob
 from autopeft.analysis.matrix_audit import MatrixAudit
+from autopeft.analysis.naming import Skipped
 from autopeft.analysis.pairing import MatrixJob, Scope, adapter_jobs, dense_jobs
 from autopeft.analysis.report import AuditReport
 from autopeft.analysis.svd import resolve_device, set_threads
@@ -122,9 +123,10 @@ def audit(
     report = _audit_jobs(jobs, reader, matrix_audit, on_progress)
     if cache is not None:
         cache.save_keys()
-    report.excluded = [{"tensor": key, "reason": reason} for key, reason in excluded]
+    report.excluded = [_skipped_entry(skipped) for skipped in excluded]
     report.meta = {
         **_sources(base, finetuned, adapter),
+        "tied_weights": {skipped.tensor: skipped.tied_to for skipped in excluded if skipped.tied_to},
         **_run_meta(config, device, reader, time.perf_counter() - started),
     }
     return report
@@ -148,12 +150,18 @@ def _audit_jobs(
     return report
 
 
+def _skipped_entry(skipped: Skipped) -> dict[str, str]:
+    """One entry of the report's `excluded` list; a tied head also names the embedding it shares."""
+    entry = {"tensor": skipped.tensor, "reason": skipped.reason}
+    return {**entry, "tied_to": skipped.tied_to} if skipped.tied_to else entry
+
+
 def _sources(base: Source, finetuned: Source | None, adapter: str | Path | None) -> dict[str, Any]:
-    """The meta entries that say what was compared."""
+    """The meta entries that say what was compared, readable from any working directory."""
     return {
         "base": _describe(base),
         "finetuned": None if finetuned is None else _describe(finetuned),
-        "adapter": None if adapter is None else str(adapter),
+        "adapter": None if adapter is None else _describe(Path(adapter)),
     }
 
 
@@ -177,14 +185,12 @@ def _run_meta(config: AuditConfig, device: torch.device, reader: JobReader, seco
 
 
 def _describe(source: Source) -> str:
-    """A source as meta records it: its path or hub id, or the type of a module or state dict in memory."""
-    return (
-        source
-        if isinstance(source, str)
-        else str(source)
-        if isinstance(source, Path)
-        else f"<{type(source).__name__}>"
-    )
+    """A source as meta records it: an existing path made absolute (a relative one would only mean something
+    in the directory the audit ran from), a hub id as given, or the type of a module or state dict in memory."""
+    if isinstance(source, (str, Path)):
+        path = Path(source).expanduser()
+        return str(path.resolve()) if path.exists() else str(source)
+    return f"<{type(source).__name__}>"
 
 
 def _require(condition: bool, name: str, expected: str, got: Any) -> None:

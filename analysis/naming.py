@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
 from autopeft.analysis.checkpoint import Checkpoint
+from autopeft.analysis.tied_weights import tied_weights
 
 WRAPPER_PREFIXES = ("base_model.model.",)
 ARCHITECTURE_PREFIXES = (
@@ -72,6 +73,14 @@ EMBEDDING = re.compile(r"(embed|(^|\.)wte$|(^|\.)wpe$)", re.IGNORECASE)
 EQUAL_THIRDS = frozenset({"c_attn", "W_pack"})
 
 
+class Skipped(NamedTuple):
+    """A tensor the audit leaves out, the reason, and for a tied head the embedding whose matrix it is."""
+
+    tensor: str
+    reason: str
+    tied_to: str = ""
+
+
 @dataclass(frozen=True)
 class MatrixEntry:
     """One analysable (out, in) matrix: its canonical name, where it is stored and how to orient it.
@@ -118,17 +127,21 @@ def module_type(name: str) -> str:
 
 def matrix_entries(
     checkpoint: Checkpoint, include_embeddings: bool, split_fused: bool
-) -> tuple[dict[str, MatrixEntry], list[tuple[str, str]]]:
-    """The in-scope matrices of a checkpoint by canonical name, and the 2-D weights left out with a reason."""
+) -> tuple[dict[str, MatrixEntry], list[Skipped]]:
+    """The in-scope matrices of a checkpoint by canonical name, and the 2-D weights left out with a reason.
+
+    A tied output head is always left out (even with `include_embeddings`) and reported, stored or not.
+    """
     entries: dict[str, MatrixEntry] = {}
-    excluded: list[tuple[str, str]] = []
+    tied = {weight.head: weight for weight in tied_weights(checkpoint)}
+    excluded = [Skipped(head, weight.reason, weight.embedding) for head, weight in tied.items()]
     for key in checkpoint.keys():  # noqa: SIM118 - a Checkpoint is not a dict
         shape = checkpoint.shape(key)
-        if len(shape) != 2 or not key.endswith("weight"):
+        if len(shape) != 2 or not key.endswith("weight") or key in tied:
             continue
         reason = _exclusion_reason(key, checkpoint.dtype(key), include_embeddings)
         if reason:
-            excluded.append((key, reason))
+            excluded.append(Skipped(key, reason))
             continue
         for entry in _oriented_entries(checkpoint, key, (shape[0], shape[1]), split_fused):
             entries[entry.name] = entry

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from autopeft.analysis.adapter import Adapter, LoraUpdate
 from autopeft.analysis.checkpoint import Checkpoint
 from autopeft.analysis.errors import AdapterMismatchError, ShapeMismatchError
-from autopeft.analysis.naming import MatrixEntry, canonical_name, matrix_entries
+from autopeft.analysis.naming import MatrixEntry, Skipped, canonical_name, matrix_entries
 
 DENSE, LORA, BASE_ONLY, UNMATCHED = "dense", "lora", "base_only", "unmatched"
-Excluded = list[tuple[str, str]]
+Excluded = list[Skipped]
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,8 @@ class Scope:
 
 
 def dense_jobs(base: Checkpoint, finetuned: Checkpoint, scope: Scope) -> tuple[list[MatrixJob], Excluded]:
-    """Jobs for two full checkpoints, in base order, then fine-tuned-only matrices."""
+    """Jobs for two full checkpoints, in base order, then fine-tuned-only matrices; a tensor both sides leave
+    out for the same reason is reported once."""
     base_entries, excluded = matrix_entries(base, scope.include_embeddings, scope.split_fused)
     ft_entries, ft_excluded = matrix_entries(finetuned, scope.include_embeddings, scope.split_fused)
     jobs = [
@@ -53,20 +54,18 @@ def dense_jobs(base: Checkpoint, finetuned: Checkpoint, scope: Scope) -> tuple[l
         for name, entry in ft_entries.items()
         if name not in base_entries
     ]
-    return jobs, excluded + ft_excluded
+    return jobs, list(dict.fromkeys(excluded + ft_excluded))
 
 
 def adapter_jobs(base: Checkpoint, adapter: Adapter, scope: Scope) -> tuple[list[MatrixJob], Excluded]:
     """Jobs for a base plus an adapter; raises AdapterMismatchError when the base does not fit the adapter."""
     base_entries, excluded = matrix_entries(base, scope.include_embeddings, scope.split_fused)
-    out_of_scope = {canonical_name(key) for key, _ in excluded}
+    out_of_scope = {canonical_name(skipped.tensor): skipped for skipped in excluded}
     targeted: dict[str, LoraUpdate] = {}
     for update in adapter.updates:
         parts = [entry for entry in base_entries.values() if entry.module == update.name]
         if not parts and update.name in out_of_scope:
-            excluded.append(
-                (update.module, "adapted module outside the audit scope (see include_embeddings)")
-            )
+            excluded.append(_out_of_scope(update, out_of_scope[update.name]))
             continue
         _check_fit(base, adapter, update, parts)
         targeted.update({entry.name: update for entry in parts})
@@ -98,6 +97,16 @@ def _dense_job(
     if not scope.report_mismatches:
         raise ShapeMismatchError(message)
     return MatrixJob(name, UNMATCHED, base=entry, finetuned=partner, reason=f"shape mismatch: {message}")
+
+
+def _out_of_scope(update: LoraUpdate, skipped: Skipped) -> Skipped:
+    """The entry of an adapted module whose base matrix the audit leaves out (an embedding, a head)."""
+    if skipped.tied_to:
+        return Skipped(
+            update.module,
+            f"adapted module is tied to {skipped.tied_to}; the audit has no separate matrix for it",
+        )
+    return Skipped(update.module, "adapted module outside the audit scope (see include_embeddings)")
 
 
 def _check_fit(base: Checkpoint, adapter: Adapter, update: LoraUpdate, parts: list[MatrixEntry]) -> None:

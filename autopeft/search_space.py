@@ -12,14 +12,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveFloat,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from autopeft.budget import BudgetConfig
-from autopeft.config_error import config_error_from
+from autopeft.config_error import config_error_from, key_path
 from autopeft.errors import ConfigError, PlanError
 from autopeft.methods import METHODS, first_clash
 from autopeft.model_layout import ModelLayout, short_module_name
-from autopeft.objectives import OBJECTIVES, Direction
+from autopeft.objectives import Direction, ObjectiveConfig, check_objectives
 from autopeft.plan import LoraInit, ModuleSetting, PeftPlan
 from autopeft.tasks.task import TaskConfig
 
@@ -27,26 +35,7 @@ if TYPE_CHECKING:
     import optuna
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
-
-
-class ObjectiveConfig(BaseModel):
-    """One objective and its direction (defaults to its natural one)."""
-
-    model_config = _STRICT
-
-    name: str
-    direction: Direction | None = None
-
-    @field_validator("name")
-    @classmethod
-    def _known(cls, name: str) -> str:
-        if name not in OBJECTIVES:
-            raise ValueError(f"expected one of {sorted(OBJECTIVES)}, got {name!r}")
-        return name
-
-    @property
-    def resolved_direction(self) -> Direction:
-        return self.direction or OBJECTIVES[self.name][0]
+_PLAN_SETTINGS = ("dropout", "use_rslora", "init")  # dimensions sampled straight into PeftPlan fields
 
 
 class ConstraintsConfig(BaseModel):
@@ -100,11 +89,12 @@ class AlphaDimension(BaseModel):
 
     rule: Literal["fixed", "proportional"] = "proportional"
     value: float = Field(default=16.0, gt=0)
-    ratio: tuple[float, ...] = Field(default=(2.0,), min_length=1)
+    ratio: tuple[PositiveFloat, ...] = Field(default=(2.0,), min_length=1)
 
 
 class DimensionsConfig(BaseModel):
-    """Everything the sampler chooses."""
+    """Everything the sampler chooses. Each choice of `dropout`, `use_rslora` and `init` is checked against
+    `PeftPlan`'s own field rules (`SearchSpace._plan_settings_are_valid`), so no sample can build a bad plan."""
 
     model_config = _STRICT
 
@@ -173,8 +163,21 @@ class SearchSpace(BaseModel):
         return methods
 
     @model_validator(mode="after")
+    def _plan_settings_are_valid(self) -> SearchSpace:
+        """Every choice of a plan-wide setting must be one `PeftPlan` accepts: checked here, when the space is
+        parsed, because a sampled bad value would only fail after the run directory was written."""
+        for field in _PLAN_SETTINGS:
+            for index, choice in enumerate(getattr(self.dimensions, field)):
+                try:
+                    PeftPlan.model_validate({"adapters": (), field: choice})
+                except ValidationError as error:
+                    raise ValueError(f"dimensions.{field}[{index}]: {_problem(error)[1]}") from None
+        return self
+
+    @model_validator(mode="after")
     def _method_blocks_are_valid(self) -> SearchSpace:
-        """Every choice of every method knob must validate, and no two clashing methods may both be always on."""
+        """Every choice of every method knob must validate, and no two clashing methods may both be always on.
+        A message names the knob that failed, with the index of its choice (`methods.ist.mode[1]`)."""
         always_on = []
         for key, block in self.methods.items():
             config_class = METHODS[key].config_class
@@ -184,14 +187,21 @@ class SearchSpace(BaseModel):
                     f"methods.{key}.{unknown[0]}: unknown key; expected one of "
                     f"{sorted(config_class.model_fields)}"
                 )
+            for field, value in block.items():
+                if isinstance(value, list) and not value:
+                    raise ValueError(
+                        f"methods.{key}.{field}: expected a value or a non-empty list of choices"
+                    )
             candidates = _method_candidates(block)
-            for where, candidate in candidates:
+            for field, index, candidate in candidates:
                 try:
                     config_class.model_validate(candidate)
                 except ValidationError as error:
-                    detail = config_error_from(error, "").args[0].split(": ", 2)[-1]
+                    location, detail = _problem(error)
+                    failing = str(location[0]) if location else field
+                    where = _knob_path(block, failing, index if failing == field else 0)
                     raise ValueError(f"methods.{key}.{where}: {detail}") from None
-            if all(config_class.model_validate(c).is_enabled() for _, c in candidates):
+            if all(config_class.model_validate(c).is_enabled() for _, _, c in candidates):
                 always_on.append(key)
         clash = first_clash(always_on)
         if clash is not None:
@@ -199,6 +209,11 @@ class SearchSpace(BaseModel):
                 f"methods.{clash[0]}: cannot be combined with '{clash[1]}' while both are always "
                 "on (METHODS.md §7); give one of them an off choice"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _objectives_fit_the_task(self) -> SearchSpace:
+        check_objectives(self.objectives, self.task, self.sampler.name)
         return self
 
     @classmethod
@@ -235,7 +250,7 @@ class SearchSpace(BaseModel):
 
     @property
     def directions(self) -> list[Direction]:
-        return [o.resolved_direction for o in self.objectives]
+        return [o.resolved_direction(self.task) for o in self.objectives]
 
     @property
     def objective_names(self) -> list[str]:
@@ -243,12 +258,18 @@ class SearchSpace(BaseModel):
 
     def module_types_for(self, layout: ModelLayout) -> list[str]:
         """Resolve the candidate module names against the model; an unknown one names its key."""
-        resolved = []
+        resolved: list[str] = []
         for index, alias in enumerate(self.dimensions.modules):
             try:
-                resolved.append(layout.resolve_module_type(alias))
+                module_type = layout.resolve_module_type(alias)
             except PlanError as error:
                 raise ConfigError(f"{self.source}: dimensions.modules[{index}]: {error}") from None
+            if module_type in resolved:
+                raise ConfigError(
+                    f"{self.source}: dimensions.modules[{index}]: '{alias}' names {module_type}, as "
+                    f"dimensions.modules[{resolved.index(module_type)}] does; expected each module type once"
+                )
+            resolved.append(module_type)
         return resolved
 
     def check_against(self, layout: ModelLayout) -> None:
@@ -317,19 +338,29 @@ class SearchSpace(BaseModel):
         return int(trial.suggest_categorical(name, list(self.dimensions.rank.choices)))
 
 
-def _method_candidates(block: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+def _method_candidates(block: dict[str, Any]) -> list[tuple[str, int | None, dict[str, Any]]]:
     """Configs to validate for a method block: each choice of each knob, the other knobs at their first choice.
-    Each comes with its key path for the message (`active_layer_ratio[1]`)."""
-    first = {
-        field: value[0] if isinstance(value, list) and value else value for field, value in block.items()
-    }
-    candidates: list[tuple[str, dict[str, Any]]] = []
+    Each comes with the knob it varies and the index of the choice (None for a single value)."""
+    first = {field: value[0] if isinstance(value, list) else value for field, value in block.items()}
+    candidates: list[tuple[str, int | None, dict[str, Any]]] = []
     for field, value in block.items():
-        choices = value if isinstance(value, list) else [value]
-        for index, choice in enumerate(choices):
-            where = f"{field}[{index}]" if isinstance(value, list) else field
-            candidates.append((where, {**first, field: choice}))
-    return candidates or [("(defaults)", {})]
+        if isinstance(value, list):
+            candidates += [(field, index, {**first, field: choice}) for index, choice in enumerate(value)]
+        else:
+            candidates.append((field, None, first))
+    return candidates or [("(defaults)", None, {})]
+
+
+def _knob_path(block: dict[str, Any], field: str, index: int | None) -> str:
+    """The key path of one choice of a method knob: `active_layer_ratio[1]` for a list, the bare name else."""
+    return f"{field}[{index or 0}]" if isinstance(block.get(field), list) else field
+
+
+def _problem(error: ValidationError) -> tuple[tuple[str | int, ...], str]:
+    """Where pydantic found the first problem (its `loc`) and the message `config_error_from` words for it."""
+    location = tuple(error.errors(include_url=False)[0]["loc"])
+    message = str(config_error_from(error, "")).removeprefix(": ")
+    return location, (message.removeprefix(f"{key_path(location)}: ") if location else message)
 
 
 def _choose(trial: optuna.trial.BaseTrial, name: str, choices: tuple[Any, ...]) -> Any:

@@ -1,209 +1,165 @@
-"""Search quality on the tabular benchmark: every sampler replayed on `benchmarks/tabular/table.jsonl`.
+"""Search quality on the tabular benchmark: every strategy replayed on a built table (`benchmarks/tabular/`).
 
 Each sampler sees the table's space exactly as a real search does (`SearchSpace.sample` on an Optuna trial)
-and gets each configuration's stored row instead of training it. Objectives: maximise the task metric,
-minimise trainable parameters. Hypervolume is computed on normalised objectives, ((1 - metric) / 0.5,
-parameters / (1.1 x the table's largest)), with the fixed reference point (1, 1), i.e. task metric 0.5 and 1.1
-x the largest parameter count; 1.0 would be a perfect classifier at zero parameters.
+and gets each configuration's stored row instead of training it (`tabular/replay.py`; the strategies are in
+`tabular/strategies.py`). Objectives: maximise the task metric, minimise trainable parameters. Hypervolume is
+computed on normalised objectives, ((1 - metric) / (1 - metric reference), parameters / (1.1 x the table's
+largest)), with the fixed reference point (1, 1): the metric reference is a task metric worth nothing (0.5, a
+coin's accuracy, for the first table; 0.0 for Matthews correlation) and 1.0 would be a perfect classifier at
+zero parameters.
 
 Budgets count full-trial equivalents: a trial stopped at its intermediate evaluation (step 16 of 32) costs
-0.5; a failed or repeated configuration costs a whole trial, as it would in a real search.
+0.5; a failed or repeated configuration costs a whole trial, as it would in a real search. The (strategy, seed)
+replays run on two worker processes with one torch thread each; `--workers 1` gives the same numbers serially.
 
     python benchmarks/search_quality.py --seeds 10 --budget 80
+    python benchmarks/search_quality.py --space benchmarks/tabular/space_cola.yaml --metric-reference 0.0
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import logging
-import warnings
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import optuna
-from tabular.autopeft_protocol import run_protocol
-from tabular.grid import TABLE_FILE, TableGrid, config_key, read_rows
-
-from autopeft.pareto.hypervolume import hypervolume
-from autopeft.search.budgeted_sampler import BudgetedParetoSampler
-from autopeft.search.method_signals import SIGNALS_KEY
-from autopeft.search.plan_probe import CandidateFacts, PlanProbe
-from autopeft.search_space import SearchSpace
+import torch
+from tabular.grid import SPACE_FILE, TableGrid, read_rows
+from tabular.plot_tables import plot_tables
+from tabular.strategies import STRATEGIES, run_task, setup_process
+from tabular.table import Table
 
 logger = logging.getLogger("search_quality")
-OUT = Path(__file__).resolve().parent / "tabular"  # search_quality.json and the plot land beside the table
 BUDGETS = (10, 20, 25, 40, 80)
-Row = dict[str, Any]
-
-
-@dataclass
-class Replay:
-    """One run of one sampler: the (spent budget, metric, parameters) of each complete trial, in order."""
-
-    points: list[tuple[float, float, float]] = field(default_factory=list)
-    spent: float = 0.0
-    pruned: int = 0
-
-
-class Table:
-    """The rows, the sub-grid they fully cover (a partly built table fixes its outermost dimensions), the
-    space restricted to it, and the normalisation of the hypervolume."""
-
-    def __init__(self, grid: TableGrid, rows: dict[str, Row]) -> None:
-        self.rows = rows
-        self._facts: dict[str, CandidateFacts] = {}
-        self.dimensions = _covered_dimensions(grid, rows)
-        self.fixed = {n: c[0] for n, c in grid.dimensions.items() if n not in self.dimensions}
-        self.grid = TableGrid(_restricted(grid.space, self.fixed), grid.layout, self.dimensions)
-        self._probe = PlanProbe(self.grid.space, self.grid.layout)
-        complete = [r for r in map(self.row, self.grid.configurations()) if r["state"] == "complete"]
-        self.max_parameters = max(r["objectives"]["trainable_parameters"] for r in complete)
-        self.best_hypervolume = self.hypervolume(
-            [(r["objectives"]["task_metric"], r["objectives"]["trainable_parameters"]) for r in complete]
-        )
-
-    def row(self, params: dict[str, Any]) -> Row:
-        return self.rows[config_key({**self.fixed, **params})]
-
-    def hypervolume(self, points: list[tuple[float, float]]) -> float:
-        """2-D hypervolume of (metric, parameters) points against the fixed reference, normalised to [0,
-        1]."""
-        scaled = [(p / (1.1 * self.max_parameters), (1.0 - m) / 0.5) for m, p in points]
-        return hypervolume(scaled, (1.0, 1.0))
-
-    def probe(self, params: dict[str, Any]) -> CandidateFacts:
-        """The facts a real search's probe gives (`PlanProbe` on the table's space), computed once."""
-        key = config_key(params)
-        if key not in self._facts:
-            self._facts[key] = self._probe(params)
-        return self._facts[key]
-
-
-def replay_optuna(table: Table, sampler: optuna.samplers.BaseSampler, budget: float, stop: bool) -> Replay:
-    """Ask, look the row up, tell: the loop of `run_search` without training. With `stop`, the sampler's
-    `should_stop_trial` sees the intermediate metric first and a stopped trial is told PRUNED."""
-    study = optuna.create_study(directions=["maximize", "minimize"], sampler=sampler)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        study.set_metric_names(["task_metric", "trainable_parameters"])
-    replay = Replay()
-    while replay.spent < budget:
-        trial = study.ask()
-        table.grid.space.sample(trial, table.grid.layout)
-        row = table.row(trial.params)
-        if row["state"] != "complete":
-            replay.spent += 1.0
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
-            continue
-        trial.set_user_attr(SIGNALS_KEY, row["signals"])
-        curve = [{"task_metric": point[1]} for point in row["curve"]]
-        if (
-            stop
-            and isinstance(sampler, BudgetedParetoSampler)
-            and sampler.should_stop_trial(study, trial, 0, curve[0]["task_metric"])
-        ):
-            replay.spent += row["curve"][0][0] / row["curve"][-1][0]
-            replay.pruned += 1
-            trial.set_user_attr("curve", curve[:1])
-            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-            continue
-        trial.set_user_attr("curve", curve)
-        objectives = row["objectives"]
-        study.tell(trial, [objectives["task_metric"], objectives["trainable_parameters"]])
-        replay.spent += 1.0
-        replay.points.append((replay.spent, objectives["task_metric"], objectives["trainable_parameters"]))
-    return replay
-
-
-def replay_protocol(table: Table, budget: float, seed: int) -> Replay:
-    """The AutoPEFT protocol (random initial design, then qNEHVI over GPs of both objectives)."""
-    replay = Replay()
-
-    def evaluate(params: dict[str, Any]) -> tuple[float, float] | None:
-        row = table.row(params)
-        replay.spent += 1.0
-        if row["state"] != "complete":
-            return None
-        metric, parameters = row["objectives"]["task_metric"], row["objectives"]["trainable_parameters"]
-        replay.points.append((replay.spent, metric, parameters))
-        return metric, parameters / (1.1 * table.max_parameters)
-
-    run_protocol(table.dimensions, evaluate, int(budget), seed)
-    return replay
-
-
-def strategies(table: Table) -> dict[str, Callable[[int, float], Replay]]:
-    """Name -> run(seed, budget). `autopeft` is the default sampler of `autopeft search`; the two ablations
-    switch off its early stopping and its method signals."""
-
-    def ours(stop: bool, signal_prior: float) -> Callable[[int, float], Replay]:
-        return lambda seed, budget: replay_optuna(
-            table, BudgetedParetoSampler(table.probe, seed=seed, signal_prior=signal_prior), budget, stop
-        )
-
-    samplers = optuna.samplers
-    return {
-        "random": lambda s, b: replay_optuna(table, samplers.RandomSampler(seed=s), b, False),
-        "nsga2": lambda s, b: replay_optuna(
-            table, samplers.NSGAIISampler(population_size=8, seed=s), b, False
-        ),
-        "tpe": lambda s, b: replay_optuna(
-            table, samplers.TPESampler(n_startup_trials=10, multivariate=True, seed=s), b, False
-        ),
-        "gp": lambda s, b: replay_optuna(table, samplers.GPSampler(n_startup_trials=10, seed=s), b, False),
-        "autopeft_protocol": lambda s, b: replay_protocol(table, b, s),
-        "autopeft": ours(True, 0.5),
-        "autopeft_no_stopping": ours(False, 0.5),
-        "autopeft_no_signals": ours(True, 0.0),
-    }
-
-
-def hypervolume_at(table: Table, replay: Replay, budget: float) -> float:
-    return table.hypervolume([(m, p) for spent, m, p in replay.points if spent <= budget + 1e-9])
+STOPPING = (
+    "random",
+    "asha_eta3",
+    "asha_eta2",
+    "random_pareto_stopping",
+    "autopeft_no_stopping",
+    "autopeft_asha_eta3",
+    "autopeft",
+)
+"""The strategies of the stopping comparison: random search without stopping, with ASHA and with the default's
+rule; the default sampler without stopping, with ASHA and with its own stopping."""
+PAIRED = (
+    ("autopeft", "asha_eta3"),
+    ("autopeft", "asha_eta2"),
+    ("random_pareto_stopping", "asha_eta3"),
+    ("random_pareto_stopping", "asha_eta2"),
+    ("autopeft", "autopeft_asha_eta3"),
+)
+"""The stopping comparisons read seed by seed: the default against what Ray Tune users get, the two stopping
+rules on the same random proposals, and the two on the default sampler."""
+Results = dict[str, Any]
 
 
 def main() -> None:
+    args = _parser().parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    torch.set_num_threads(1)  # as in the workers, which on Linux are forked from this process
+    suffix = args.space.stem.removeprefix("space")
+    table_file = args.table or args.space.with_name(f"table{suffix}.jsonl")
+    rows = read_rows(table_file)
+    if not rows:
+        raise SystemExit(
+            f"{table_file}: no rows yet; build them with tabular/build_table.py --space {args.space}"
+        )
+    table = Table(TableGrid.load(args.space), rows, args.metric_reference)
+    names = [name for name in STRATEGIES if not args.only or name in args.only]
+    started = time.perf_counter()
+    replays = run_all(table, names, args.seeds, args.budget, args.workers)
+    logger.info("replays: %.0f s on %d worker(s)", time.perf_counter() - started, args.workers)
+    budgets = [b for b in BUDGETS if b <= args.budget]
+    results = summarise(table, replays, budgets)
+    results.update(space_file=args.space.name, table_file=table_file.name)
+    args.out.mkdir(exist_ok=True)
+    (args.out / f"search_quality{suffix}.json").write_text(json.dumps(results, indent=1))
+    print(markdown(results, budgets))
+    print(stopping_markdown(results, budgets))
+    print(paired_markdown(results, budgets))
+    others = [json.loads(path.read_text(encoding="utf-8")) for path in args.plot_with]
+    logger.info("plot: %s", plot_tables([results, *others], args.out / f"search_quality{suffix}.png"))
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--budget", type=int, default=80)
     parser.add_argument("--only", nargs="*", default=None, help="Strategies to run (default: all).")
-    parser.add_argument("--table", type=Path, default=TABLE_FILE)
-    parser.add_argument("--out", type=Path, default=OUT)
-    args = parser.parse_args()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    table = Table(TableGrid.load(), read_rows(args.table))
-    budgets = [b for b in BUDGETS if b <= args.budget]
-    results: dict[str, Any] = {
+    parser.add_argument(
+        "--space", type=Path, default=SPACE_FILE, help="The table's space (default: table one)."
+    )
+    parser.add_argument(
+        "--table",
+        type=Path,
+        default=None,
+        help="The rows (default: table<suffix>.jsonl beside space<suffix>).",
+    )
+    parser.add_argument(
+        "--metric-reference",
+        type=float,
+        default=0.5,
+        help="Task metric at the hypervolume's reference point, one worth nothing: 0.5 for accuracy (a coin), "
+        "0.0 for Matthews correlation, the majority class's F1 for F1.",
+    )
+    parser.add_argument("--workers", type=int, default=2, help="Worker processes (1: serial, same numbers).")
+    parser.add_argument("--plot-with", type=Path, nargs="*", default=[], help="Other tables' result JSONs.")
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "tabular")
+    return parser
+
+
+def run_all(
+    table: Table, names: list[str], seeds: int, budget: int, workers: int
+) -> dict[str, list[Results]]:
+    """Every (strategy, seed) replay, by strategy in seed order. With several workers the slowest strategies
+    are handed out first; each replay depends only on its strategy and seed, so the order does not change a
+    number."""
+    tasks = sorted(
+        ((name, seed) for name in names for seed in range(seeds)),
+        key=lambda task: -STRATEGIES[task[0]].seconds,
+    )
+    if workers == 1:
+        setup_process(table)
+        done = {task: run_task(*task, budget) for task in tasks}
+    else:
+        with ProcessPoolExecutor(max_workers=workers, initializer=setup_process, initargs=(table,)) as pool:
+            futures = {task: pool.submit(run_task, *task, budget) for task in tasks}
+            done = {task: future.result() for task, future in futures.items()}
+    return {name: [done[(name, seed)] for seed in range(seeds)] for name in names}
+
+
+def summarise(table: Table, replays: dict[str, list[Results]], budgets: list[int]) -> Results:
+    """The result JSON: the table's facts and, per strategy, the hypervolume of each seed at the reported
+    budgets, the mean curve, and the mean trials started and stopped."""
+    results: Results = {
         "table_rows": len(table.rows),
+        "task": table.grid.space.task.name,
+        "metric_reference": table.metric_reference,
         "space": {n: list(map(str, c)) for n, c in table.dimensions.items()},
         "fixed": {n: str(v) for n, v in table.fixed.items()},
         "best_hypervolume": table.best_hypervolume,
         "strategies": {},
     }
-    for name, run in strategies(table).items():
-        if args.only and name not in args.only:
-            continue
-        replays = [run(seed, args.budget) for seed in range(args.seeds)]
-        curves = np.array([[hypervolume_at(table, r, b) for b in range(1, args.budget + 1)] for r in replays])
+    for name, runs in replays.items():
+        curves = np.array([run["curve"] for run in runs])
         results["strategies"][name] = {
             "hypervolume": {str(b): [float(v) for v in curves[:, b - 1]] for b in budgets},
             "curve_mean": curves.mean(axis=0).tolist(),
-            "pruned_mean": float(np.mean([r.pruned for r in replays])),
+            "pruned_mean": float(np.mean([run["pruned"] for run in runs])),
+            "started_mean": float(np.mean([run["started"] for run in runs])),
         }
         logger.info("%s: %s", name, {b: round(float(curves[:, b - 1].mean()), 4) for b in budgets})
-    args.out.mkdir(exist_ok=True)
-    (args.out / "search_quality.json").write_text(json.dumps(results, indent=1))
-    print(markdown(results, budgets))
-    logger.info("plot: %s", plot(results, args.out))
+    return results
 
 
-def markdown(results: dict[str, Any], budgets: list[int]) -> str:
+def markdown(results: Results, budgets: list[int]) -> str:
     """The hypervolume table (mean ± standard deviation over seeds) and the trials the default needs to reach
     random search's hypervolume at the largest budget."""
     lines = [
@@ -211,88 +167,79 @@ def markdown(results: dict[str, Any], budgets: list[int]) -> str:
         "|---|" + "---|" * (len(budgets) + 1),
     ]
     for name, data in results["strategies"].items():
-        cells = [
-            f"{np.mean(data['hypervolume'][str(b)]):.4f} ± {np.std(data['hypervolume'][str(b)]):.4f}"
-            for b in budgets
-        ]
+        cells = [_mean_std(data["hypervolume"][str(b)]) for b in budgets]
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {data['pruned_mean']:.1f} |")
     strategies_run = results["strategies"]
     if "random" in strategies_run and "autopeft" in strategies_run:
         target = np.mean(strategies_run["random"]["hypervolume"][str(budgets[-1])])
-        reached = [i + 1 for i, v in enumerate(strategies_run["autopeft"]["curve_mean"]) if v >= target]
+        reached = _reached(strategies_run["autopeft"]["curve_mean"], target)
         lines.append(
             f"\nrandom search's HV@{budgets[-1]} (mean) = {target:.4f}; the default's mean HV reaches it "
-            f"after {reached[0] if reached else 'more than ' + str(budgets[-1])} trials."
+            f"after {reached or 'more than ' + str(budgets[-1])} trials."
         )
     lines.append(f"Best hypervolume of the whole table: {results['best_hypervolume']:.4f}.")
+    lines.append(f"Metric reference (hypervolume 0 on the metric axis): {results['metric_reference']}.")
     return "\n".join(lines)
 
 
-def plot(results: dict[str, Any], folder: Path) -> Path:
-    """Mean hypervolume against trials, one line per strategy: a PNG with matplotlib, else plotly HTML."""
-    curves = {name: data["curve_mean"] for name, data in results["strategies"].items()}
-    try:
-        import matplotlib
-    except ImportError:
-        return _plot_html(curves, results["best_hypervolume"], folder / "search_quality.html")
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(7, 4.5))
-    for name, curve in curves.items():
-        axes.plot(range(1, len(curve) + 1), curve, label=name)
-    axes.axhline(results["best_hypervolume"], color="grey", linestyle=":", label="whole table")
-    axes.set_xlabel("trials (full-trial equivalents)")
-    axes.set_ylabel("hypervolume (normalised, mean over seeds)")
-    axes.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(folder / "search_quality.png", dpi=120)
-    return folder / "search_quality.png"
-
-
-def _plot_html(curves: dict[str, list[float]], best: float, path: Path) -> Path:
-    import plotly.graph_objects as go
-
-    figure = go.Figure(
-        [go.Scatter(y=curve, x=list(range(1, len(curve) + 1)), name=n) for n, curve in curves.items()]
-    )
-    figure.add_hline(y=best, line_dash="dot", annotation_text="whole table")
-    figure.update_layout(
-        xaxis_title="trials (full-trial equivalents)", yaxis_title="hypervolume (mean over seeds)"
-    )
-    figure.write_html(path, include_plotlyjs=True)
-    return path
+def stopping_markdown(results: Results, budgets: list[int]) -> str:
+    """Early stopping at equal compute: hypervolume per full-trial equivalent of training (HV@B / B) at each
+    budget, the trials started and stopped within the largest one, and the training each needs to reach random
+    search's hypervolume at the largest budget (less is more hypervolume per unit of training)."""
+    strategies_run = results["strategies"]
+    names = [name for name in STOPPING if name in strategies_run]
+    if "random" not in names or len(names) < 2:
+        return ""
+    target = np.mean(strategies_run["random"]["hypervolume"][str(budgets[-1])])
+    lines = [
+        "\n| strategy | " + " | ".join(f"HV@{b} / {b}" for b in budgets) + " | started | stopped | "
+        f"training to random's HV@{budgets[-1]} |",
+        "|---|" + "---|" * (len(budgets) + 3),
+    ]
+    for name in names:
+        data = strategies_run[name]
+        cells = [f"{np.mean(data['hypervolume'][str(b)]) / b:.5f}" for b in budgets]
+        reached = _reached(data["curve_mean"], target)
+        lines.append(
+            f"| {name} | "
+            + " | ".join(cells)
+            + f" | {data['started_mean']:.1f} | {data['pruned_mean']:.1f} | "
+            f"{reached or '> ' + str(budgets[-1])} |"
+        )
+    return "\n".join(lines)
 
 
-def _covered_dimensions(grid: TableGrid, rows: dict[str, Row]) -> dict[str, tuple[Any, ...]]:
-    """The largest prefix of the build order the table covers completely: dimensions are dropped to their
-    first choice, outermost first, until every combination of the rest has a row (a partial table stays
-    usable)."""
-    dimensions = dict(grid.dimensions)
-    for name in grid.dimensions:
-        if _covers(rows, dimensions):
-            break
-        dimensions[name] = dimensions[name][:1]
-    return {n: c for n, c in dimensions.items() if len(c) > 1}
+def paired_markdown(results: Results, budgets: list[int]) -> str:
+    """Mean difference of hypervolume, seed by seed, between the strategies of each `PAIRED` pair at each
+    budget, with the seeds where the first is higher and lower (a seed replays the same random proposals in
+    every random-search strategy, so the pairs differ only in what they stop)."""
+    strategies_run = results["strategies"]
+    pairs = [(a, b) for a, b in PAIRED if a in strategies_run and b in strategies_run]
+    if not pairs:
+        return ""
+    lines = [
+        "\n| paired difference (higher/lower seeds) | " + " | ".join(f"HV@{b}" for b in budgets) + " |",
+        "|---|" + "---|" * len(budgets),
+    ]
+    for first, second in pairs:
+        cells = []
+        for budget in budgets:
+            difference = np.subtract(
+                strategies_run[first]["hypervolume"][str(budget)],
+                strategies_run[second]["hypervolume"][str(budget)],
+            )
+            cells.append(f"{difference.mean():+.4f} ({(difference > 0).sum()}/{(difference < 0).sum()})")
+        lines.append(f"| {first} − {second} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
-def _restricted(space: SearchSpace, fixed: dict[str, Any]) -> SearchSpace:
-    """The space with each fixed method knob set to its one value (only method dimensions can be fixed)."""
-    methods = {key: dict(block) for key, block in space.methods.items()}
-    for name, value in fixed.items():
-        key, knob = name.split(".", 1)
-        if key not in methods:
-            raise SystemExit(f"table.jsonl covers too little of the space: {name} would have to be fixed")
-        methods[key][knob] = value
-    return space.model_copy(update={"methods": methods})
+def _mean_std(values: list[float]) -> str:
+    return f"{np.mean(values):.4f} ± {np.std(values):.4f}"
 
 
-def _covers(rows: dict[str, Row], dimensions: dict[str, tuple[Any, ...]]) -> bool:
-    names = list(dimensions)
-    return all(
-        config_key(dict(zip(names, combo, strict=True))) in rows
-        for combo in itertools.product(*dimensions.values())
-    )
+def _reached(curve: list[float], target: float) -> int | None:
+    """The first whole budget at which a mean curve reaches `target`, or None."""
+    return next((index + 1 for index, value in enumerate(curve) if value >= target), None)
 
 
 if __name__ == "__main__":

@@ -6,11 +6,14 @@ name (checked against the audit): never a file path. Bad choices show their one-
 
 from __future__ import annotations
 
+import textwrap
+from html import escape
 from typing import Any
 
 import plotly.graph_objects as go
 from dash import Dash, Input, Output, State, ctx, html, no_update
 
+from autopeft.analysis.errors import AnalysisError
 from autopeft.dashboards.audit_file import AuditFile, compute_audit, load_audit
 from autopeft.dashboards.entanglement_plot import entanglement_figure, entanglement_info
 from autopeft.dashboards.hypervolume_plot import hypervolume_figure, hypervolume_info
@@ -167,14 +170,13 @@ def _register_audit_views(app: Dash, source: RunSource) -> None:
             return ("Choose a trial to see its audit.", *empty)
         study = source.study(study_name)
         folder = source.trial_dir(study, int(number))
-        if folder is None:
+        if folder is None or source.run_dir is None:
             return ("Audits need the run directory: start the dashboard with RUN_DIR.", *empty)
         try:
             if ctx.triggered_id == "audit-compute":
-                assert source.run_dir is not None  # trial_dir found the folder in it
                 compute_audit(source.run_dir, int(number))
-            audit = load_audit(folder / "audit.json")
-        except AutopeftError as error:
+            audit = load_audit(source.run_dir, int(number))
+        except (AutopeftError, AnalysisError) as error:
             return (f"audit failed: {error}", SHOWN, *empty[1:])
         if audit is None:
             return (
@@ -195,13 +197,34 @@ def _register_audit_views(app: Dash, source: RunSource) -> None:
         State("study", "value"),
     )
     def matrix_views(matrix: str | None, number: int | None, study_name: str) -> tuple[go.Figure, go.Figure]:
-        folder = source.trial_dir(source.study(study_name), int(number)) if number is not None else None
-        audit = load_audit(folder / "audit.json") if folder is not None and matrix else None
-        if audit is None or matrix is None:
+        if matrix is None or number is None or source.run_dir is None:
             return go.Figure(), go.Figure()
-        return spectra_figure(spectra_info(audit, matrix)), entanglement_figure(
-            entanglement_info(audit, matrix)
-        )
+        try:
+            in_run = source.trial_dir(source.study(study_name), int(number)) is not None
+            audit = load_audit(source.run_dir, int(number)) if in_run else None
+        except AutopeftError as error:
+            return _message_figure(str(error)), _message_figure(str(error))
+        if audit is None:
+            return go.Figure(), go.Figure()
+        try:
+            spectra = spectra_figure(spectra_info(audit, matrix))
+        except (AutopeftError, AnalysisError) as error:
+            spectra = _message_figure(f"Spectra of {matrix}: {error}")
+        return spectra, entanglement_figure(entanglement_info(audit, matrix))
+
+
+def _message_figure(message: str) -> go.Figure:
+    """An empty figure whose title is `message`: how a view that cannot be drawn says why, in its place."""
+    figure = go.Figure()
+    figure.update_layout(
+        title={
+            "text": "<br>".join(textwrap.wrap(escape(message), 90)),
+            "font": {"size": 13, "color": "#a00"},
+        },
+        xaxis={"visible": False},
+        yaxis={"visible": False},
+    )
+    return figure
 
 
 def _audit_outputs(audit: AuditFile, number: int) -> tuple[Any, ...]:

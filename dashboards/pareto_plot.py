@@ -2,8 +2,9 @@
 
 The front comes from `autopeft.pareto.trial_rows` (non-dominated over *all* objectives among feasible trials),
 so with three or more objectives a front point may look dominated in a two-objective projection; the legend
-says so. Each marker carries its trial number in `customdata`, which the web app reads on click and the static
-report uses to jump to the trial's section.
+says so. A dotted staircase traces the edge of the region the front dominates in the plane (a straight line
+between two corners would claim points that neither corner dominates). Each marker carries its trial number
+in `customdata`, which the web app reads on click and the static report uses to jump to the trial's section.
 """
 
 from __future__ import annotations
@@ -46,9 +47,28 @@ class ParetoInfo:
     objective_count: int
 
     @property
-    def front(self) -> list[ParetoPoint]:
-        """Front points sorted along x, the order the front line joins them."""
-        return sorted((p for p in self.points if p.on_front), key=lambda p: (p.x, p.y))
+    def staircase(self) -> list[ParetoPoint]:
+        """The front points that no other front point dominates in this plane, sorted along x: the corners of
+        the region the front dominates here. With three or more objectives the others lie inside that region."""
+        front = [p for p in self.points if p.on_front]
+        return sorted((p for p in front if not any(self._dominates(q, p) for q in front)), key=lambda p: p.x)
+
+    @property
+    def staircase_shape(self) -> str:
+        """plotly's `line_shape` that traces the dominated region's edge between two corners sorted along x.
+
+        When x is maximised, the point with the larger x is what dominates the stretch between two corners, so
+        the edge rises (or falls) at the left corner first and then runs across at the right corner's height
+        ('vh'); when x is minimised, the left corner dominates it and the edge runs across first ('hv').
+        """
+        return "vh" if self.x_direction == "maximize" else "hv"
+
+    def _dominates(self, a: ParetoPoint, b: ParetoPoint) -> bool:
+        """True when `a` is at least as good as `b` on both axes and better on one."""
+        x_sign = 1 if self.x_direction == "maximize" else -1
+        y_sign = 1 if self.y_direction == "maximize" else -1
+        not_worse = x_sign * (a.x - b.x) >= 0 and y_sign * (a.y - b.y) >= 0
+        return not_worse and (a.x, a.y) != (b.x, b.y)
 
 
 def pareto_info(
@@ -68,16 +88,16 @@ def pareto_info(
 
 
 def pareto_figure(info: ParetoInfo) -> go.Figure:
-    """Scatter of front, dominated and infeasible trials, with the front joined by a line."""
+    """Scatter of front, dominated and infeasible trials, with the edge of the region the front dominates."""
     figure = go.Figure()
-    front = info.front
-    if len(front) > 1:
+    corners = info.staircase
+    if len(corners) > 1:
         figure.add_trace(
             go.Scatter(
-                x=[p.x for p in front],
-                y=[p.y for p in front],
+                x=[p.x for p in corners],
+                y=[p.y for p in corners],
                 mode="lines",
-                line={"color": FRONT_COLOUR, "width": 1, "dash": "dot"},
+                line={"color": FRONT_COLOUR, "width": 1, "dash": "dot", "shape": info.staircase_shape},
                 hoverinfo="skip",
                 showlegend=False,
             )

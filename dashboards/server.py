@@ -6,14 +6,24 @@ through the same binding policy: loopback by default, a token for anything else 
 
 from __future__ import annotations
 
+import errno
 import logging
+import socket
 import threading
 
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.serving import (
+    LISTEN_QUEUE,
+    BaseWSGIServer,
+    WSGIRequestHandler,
+    get_sockaddr,
+    make_server,
+    select_address_family,
+)
 
 from autopeft.dashboards.access_token import protect, resolve_token
 from autopeft.dashboards.app import create_app
 from autopeft.dashboards.run_source import RunSource
+from autopeft.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -37,12 +47,21 @@ class DashboardServer:
         refresh_seconds: float = 5.0,
     ) -> None:
         self.token = resolve_token(host, token)
-        app = create_app(source, refresh_seconds)
-        if self.token is not None:
-            protect(app.server, self.token)
-        self._server: BaseWSGIServer = make_server(
-            host, port, app.server, threaded=True, request_handler=_QuietRequestHandler
-        )
+        listening = _listen(host, port)
+        try:
+            app = create_app(source, refresh_seconds)
+            if self.token is not None:
+                protect(app.server, self.token)
+            self._server: BaseWSGIServer = make_server(
+                host,
+                port,
+                app.server,
+                threaded=True,
+                request_handler=_QuietRequestHandler,
+                fd=listening.fileno(),
+            )
+        finally:
+            listening.close()  # the server holds its own duplicate of the socket
         self._thread: threading.Thread | None = None
 
     @property
@@ -71,3 +90,29 @@ class DashboardServer:
         self._server.server_close()
         if self._thread is not None:
             self._thread.join(timeout=10)
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A socket listening on host:port. Bound here, not by werkzeug, which prints and exits the process when the
+    port is taken; here a taken port, an unknown host or a port out of range is a `ConfigError`."""
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"--port {port}: expected a port from 1 to 65535, or 0 for any free port")
+    try:
+        family = select_address_family(host, port)
+        listening = socket.socket(family, socket.SOCK_STREAM)
+    except OSError as error:
+        raise ConfigError(f"--host {host}: cannot listen there ({error.strerror or error})") from None
+    try:
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listening.bind(get_sockaddr(host, port, family))
+        listening.listen(LISTEN_QUEUE)
+    except OSError as error:
+        listening.close()
+        if error.errno == errno.EADDRINUSE:
+            raise ConfigError(
+                f"--port {port}: {host}:{port} is already in use; choose another --port, or 0 for any free port"
+            ) from None
+        raise ConfigError(
+            f"--host {host} --port {port}: cannot listen there ({error.strerror or error})"
+        ) from None
+    return listening

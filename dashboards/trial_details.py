@@ -41,11 +41,6 @@ class TrialDetails:
         """True when every constraint (for instance the parameter budget) is met."""
         return all(value <= 0 for value in self.constraints.values())
 
-    @property
-    def audit_file(self) -> Path | None:
-        """Where `autopeft audit` writes this trial's audit, if the trial has a folder."""
-        return None if self.folder is None else self.folder / "audit.json"
-
 
 def trial_details(source: RunSource, study: optuna.Study, number: int) -> TrialDetails:
     """Gather trial `number`; an unknown number is a `ConfigError` naming the valid range."""

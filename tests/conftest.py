@@ -15,6 +15,8 @@ from transformers import BertForSequenceClassification, LlamaForSequenceClassifi
 from autopeft.models import load_classifier, load_tokenizer, resolve_model_path
 from tests.tiny_models import save_tiny, tiny_bert_config, tiny_llama_config
 
+pytest_plugins = ["tests.browser"]  # the session's one headless chromium
+
 
 @pytest.fixture
 def tiny_bert() -> BertForSequenceClassification:

@@ -82,3 +82,55 @@ def test_module_that_the_model_lacks_names_file_and_key(tiny_bert: nn.Module) ->
         ConfigError, match=r"spaces/x.yaml: dimensions.modules\[1\]: .*module 'q_proj' matches none"
     ):
         space.check_against(ModelLayout.from_model(tiny_bert))
+
+
+@pytest.mark.parametrize(
+    ("methods", "key"),
+    [
+        ("{ist: {mode: [ist, off], active_layer_ratio: 1.5}}", "methods.ist.active_layer_ratio"),
+        ("{ist: {mode: [ist, rst], active_layer_ratio: [0.5, 1.5]}}", r"methods.ist.active_layer_ratio\[1\]"),
+        ("{light_peft: {enabled: [true, false], head_ratio: 1.0}}", "methods.light_peft.head_ratio"),
+        ("{ist: {mode: [ist, sideways]}}", r"methods.ist.mode\[1\]"),
+    ],
+)
+def test_a_bad_method_knob_is_named_by_its_own_key_path(methods: str, key: str) -> None:
+    text = BASE.replace("LAYERS", "all").replace("SHARE", "global") + f"methods: {methods}\n"
+    with pytest.raises(ConfigError, match=rf"test.yaml: {key}: Input should be"):
+        SearchSpace.from_yaml(text, "test.yaml")
+
+
+@pytest.mark.parametrize(
+    ("dimension", "key"),
+    [
+        ("  dropout: [0.1, 1.5]\n", r"dimensions.dropout\[1\]: Input should be less than 1, got 1.5"),
+        (
+            "  alpha: {rule: proportional, ratio: [1, -2]}\n",
+            r"dimensions.alpha.ratio\[1\]: Input should be greater",
+        ),
+    ],
+)
+def test_every_choice_of_a_plan_setting_is_validated_when_parsed(dimension: str, key: str) -> None:
+    text = (
+        BASE.replace("LAYERS", "all")
+        .replace("SHARE", "global")
+        .replace("  alpha: {rule: proportional, ratio: [1, 2]}\n", dimension)
+    )
+    with pytest.raises(ConfigError, match=rf"test.yaml: {key}"):
+        SearchSpace.from_yaml(text, "test.yaml")
+
+
+def test_a_method_knob_with_no_choices_is_refused() -> None:
+    text = BASE.replace("LAYERS", "all").replace("SHARE", "global") + "methods: {ist: {mode: []}}\n"
+    with pytest.raises(
+        ConfigError, match=r"methods.ist.mode: expected a value or a non-empty list of choices"
+    ):
+        SearchSpace.from_yaml(text, "test.yaml")
+
+
+def test_a_module_type_named_twice_is_refused(tiny_bert: nn.Module) -> None:
+    space = SearchSpace.from_yaml(
+        BASE.replace("LAYERS", "all").replace("SHARE", "global").replace("[query, value]", "[query, query]"),
+        "x.yaml",
+    )
+    with pytest.raises(ConfigError, match=r"x.yaml: dimensions.modules\[1\]: 'query' names .* expected each"):
+        space.check_against(ModelLayout.from_model(tiny_bert))

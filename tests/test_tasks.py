@@ -71,7 +71,11 @@ def test_glue_readers_follow_each_tasks_columns(tmp_path: Path) -> None:
     _write(tmp_path / "CoLA", "dev.tsv", "gj04\t1\t\tIt rains.")
     cola = load_task(TaskConfig(name="cola", path="CoLA"), tmp_path)
     assert cola.train[1] == (("Cat the sat.",), 0) and cola.metric == "matthews" and len(cola.dev) == 1
-    _write(tmp_path / "RTE", "train.tsv", "index\tsentence1\tsentence2\tlabel\n0\tA\tB\tnot_entailment\n")
+    _write(
+        tmp_path / "RTE",
+        "train.tsv",
+        "index\tsentence1\tsentence2\tlabel\n0\tA\tB\tnot_entailment\n1\tC\tD\tentailment\n",
+    )
     _write(tmp_path / "RTE", "dev.tsv", "index\tsentence1\tsentence2\tlabel\n0\tA\tB\tentailment\n")
     assert load_task(TaskConfig(name="rte", path="RTE"), tmp_path).train[0] == (("A", "B"), 1)
 
@@ -102,10 +106,45 @@ def test_csv_and_jsonl_files_with_a_column_mapping(tmp_path: Path) -> None:
 
 
 def test_file_missing_a_column_names_the_column(tmp_path: Path) -> None:
-    (tmp_path / "train.csv").write_text("text,label\na,1\n")
+    (tmp_path / "train.csv").write_text("text,label\na,1\nb,0\n")
     (tmp_path / "dev.csv").write_text("body,label\na,1\n")
     config = TaskConfig(name="file", train_file="train.csv", dev_file="dev.csv")
     with pytest.raises(
         ConfigError, match=r"dev.csv: record 1: expected column 'text', found \['body', 'label'\]"
     ):
+        load_task(config, tmp_path)
+
+
+def test_training_file_with_one_class_is_refused_naming_file_and_label_column(tmp_path: Path) -> None:
+    (tmp_path / "train.csv").write_text("text,label\ngreat,pos\nfine,pos\n")
+    (tmp_path / "dev.csv").write_text("text,label\nok,pos\n")
+    config = TaskConfig(name="file", train_file="train.csv", dev_file="dev.csv")
+    with pytest.raises(
+        ConfigError,
+        match=r"train.csv: label column 'label' \(task.label_column\): found only the class 'pos'",
+    ):
+        load_task(config, tmp_path)
+
+
+def test_glue_training_file_with_one_class_is_refused(tmp_path: Path) -> None:
+    _write(tmp_path / "SST-2", "train.tsv", "sentence\tlabel\ngood\t1\nfine\t1\n")
+    _write(tmp_path / "SST-2", "dev.tsv", "sentence\tlabel\nok\t0\n")
+    with pytest.raises(ConfigError, match=r"SST-2/train.tsv: column 1: found only the class '1'"):
+        load_task(TaskConfig(name="sst2", path="SST-2"), tmp_path)
+
+
+@pytest.mark.parametrize("content", ["", "text,label\n"])
+def test_empty_training_file_is_blamed_even_when_the_dev_file_is_fine(tmp_path: Path, content: str) -> None:
+    (tmp_path / "train.csv").write_text(content)
+    (tmp_path / "dev.csv").write_text("text,label\nok,pos\n")
+    config = TaskConfig(name="file", train_file="train.csv", dev_file="dev.csv")
+    with pytest.raises(ConfigError, match=r"train.csv: no records \(task.train_file\)"):
+        load_task(config, tmp_path)
+
+
+def test_empty_dev_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "train.csv").write_text("text,label\ngreat,pos\nawful,neg\n")
+    (tmp_path / "dev.jsonl").write_text("\n")
+    config = TaskConfig(name="file", train_file="train.csv", dev_file="dev.jsonl")
+    with pytest.raises(ConfigError, match=r"dev.jsonl: no records \(task.dev_file\)"):
         load_task(config, tmp_path)

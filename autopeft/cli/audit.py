@@ -13,18 +13,14 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-import torch
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
-from threadpoolctl import threadpool_limits
+# rich, threadpoolctl, the analysis (torch), the dashboards and the storage (optuna) are imported inside the
+# functions that use them, so that building the parser (`autopeft --help`, argument errors) stays instant.
+if TYPE_CHECKING:
+    from torch import nn
 
-from autopeft.analysis import AuditConfig, AuditReport, audit
-from autopeft.analysis.errors import AuditConfigError, CheckpointError
-from autopeft.pruning.artifact import base_for_adapter
-from autopeft.storage.run_directory import RunDirectory
+    from autopeft.analysis import AuditConfig, AuditReport
 
 
 def add_parser(subparsers: Any) -> None:
@@ -81,9 +77,23 @@ def add_parser(subparsers: Any) -> None:
     parser.set_defaults(handler=run)
 
 
+class AuditInputs(NamedTuple):
+    """What one `autopeft audit` compares, where its JSON goes, and the meta it records beyond audit()'s own."""
+
+    base: str | nn.Module
+    finetuned: str | None
+    adapter: str | None
+    json_path: Path | None
+    meta: dict[str, Any]
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the audit the arguments describe; returns the exit code (errors are raised, not returned)."""
-    base, finetuned, adapter, json_path = _inputs(args)
+    from threadpoolctl import threadpool_limits
+
+    from autopeft.analysis import AuditConfig
+
+    inputs = _trial_inputs(args) if args.run_dir is not None else _pair_inputs(args)
     config = AuditConfig(
         k=args.k,
         epsilon=args.epsilon,
@@ -98,9 +108,10 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.threads is not None:  # analysis/ sets torch's pool only (ARCHITECTURE.md); SciPy's is set here
         threadpool_limits(limits=args.threads, user_api="blas")
-    report = _audit_with_progress(base, finetuned, adapter, config, quiet=args.quiet)
-    if json_path is not None:
-        report.to_json(json_path)
+    report = _audit_with_progress(inputs, config, quiet=args.quiet)
+    report.meta.update(inputs.meta)
+    if inputs.json_path is not None:
+        report.to_json(inputs.json_path)
     if args.html is not None:
         _write_html(args.html, report)
     if not args.quiet:
@@ -108,34 +119,46 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _inputs(args: argparse.Namespace) -> tuple[str | torch.nn.Module, str | None, str | None, Path | None]:
-    """(base, finetuned, adapter, json path) from either RUN_DIR --trial N or --base with one other side."""
-    if args.run_dir is not None:
-        return _trial_inputs(args)
+def _pair_inputs(args: argparse.Namespace) -> AuditInputs:
+    """--base B with one of --finetuned F and --adapter A."""
+    from autopeft.analysis.errors import AuditConfigError
+
     if args.trial is not None:
         raise AuditConfigError("audit: --trial N needs a RUN_DIR argument")
     if not args.base or not (args.finetuned or args.adapter):
         raise AuditConfigError("audit: expected --base B and one of --finetuned F or --adapter A")
     finetuned = _model_folder(args.finetuned) if args.finetuned else None
-    return _model_folder(args.base), finetuned, args.adapter, args.json
+    return AuditInputs(_model_folder(args.base), finetuned, args.adapter, args.json, {})
 
 
-def _trial_inputs(
-    args: argparse.Namespace,
-) -> tuple[str | torch.nn.Module, str | None, str | None, Path | None]:
+def _trial_inputs(args: argparse.Namespace) -> AuditInputs:
+    """RUN_DIR --trial N [--base B]: the trial's adapter against its recorded base (or B), pruned first for a
+    Light-PEFT trial, written to RUN_DIR/trials/N/audit.json unless --json says otherwise.
+
+    The trial's own adapter is what gets audited, so --adapter and --finetuned are refused rather than ignored.
+    """
+    from autopeft.analysis.errors import AuditConfigError
+    from autopeft.dashboards.audit_file import AUDIT_FILE, AuditedSources, trial_adapter
+    from autopeft.storage.run_directory import RunDirectory
+
+    given = [flag for flag, value in (("--adapter", args.adapter), ("--finetuned", args.finetuned)) if value]
+    if given:
+        raise AuditConfigError(
+            f"audit: {given[0]} cannot be combined with RUN_DIR --trial N, which audits the trial's own "
+            "adapter; expected RUN_DIR --trial N [--base B], or --base B with --adapter A or --finetuned F"
+        )
     if args.trial is None:
         raise AuditConfigError(f"{args.run_dir}: expected --trial N to choose the trial to audit")
-    trial = RunDirectory(args.run_dir).trial_dir(args.trial)
-    adapter = trial / "adapter"
-    if not (adapter / "adapter_config.json").is_file():
-        raise CheckpointError(
-            f"{adapter}: adapter_config.json: no such file (is trial {args.trial} finished?)"
-        )
-    base = base_for_adapter(_model_folder(args.base or _recorded_base(adapter)), adapter)
-    return base, None, str(adapter), args.json or trial / "audit.json"
+    run_dir = RunDirectory(args.run_dir)
+    base = _model_folder(args.base or _recorded_base(trial_adapter(run_dir, args.trial)))
+    sources = AuditedSources.of_trial(run_dir, args.trial, base)
+    json_path = args.json or run_dir.trial_dir(args.trial) / AUDIT_FILE
+    return AuditInputs(sources.load_base(), None, str(sources.adapter), json_path, sources.meta(run_dir))
 
 
 def _recorded_base(adapter: Path) -> str:
+    from autopeft.analysis.errors import CheckpointError
+
     path = adapter / "adapter_config.json"
     try:
         recorded = json.loads(path.read_text(encoding="utf-8")).get("base_model_name_or_path")
@@ -158,9 +181,12 @@ def _model_folder(name: str) -> str:
     return str(resolve_model_path(name))
 
 
-def _audit_with_progress(
-    base: str | torch.nn.Module, finetuned: str | None, adapter: str | None, config: AuditConfig, quiet: bool
-) -> AuditReport:
+def _audit_with_progress(inputs: AuditInputs, config: AuditConfig, quiet: bool) -> AuditReport:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from autopeft.analysis import audit
+
+    base, finetuned, adapter = inputs.base, inputs.finetuned, inputs.adapter
     if quiet or not sys.stdout.isatty():
         return audit(base, finetuned, adapter=adapter, config=config)
     columns = (TextColumn("auditing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
@@ -176,6 +202,9 @@ def _audit_with_progress(
 
 
 def _print_summary(report: AuditReport) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table(title=f"audit: {report.intruder_count()} intruder dimensions")
     by_module = report.summary()["by_module"].reset_index()
     for column in by_module.columns:

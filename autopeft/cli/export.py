@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +22,19 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Export the trial; warn on stderr when it was stopped early, since its adapter is only partly trained."""
     from autopeft.export import export_trial
     from autopeft.pruning.artifact import is_pruned_adapter
     from autopeft.storage.run_directory import RunDirectory
 
-    out = export_trial(RunDirectory.existing(args.run_dir), args.trial, Path(args.out))
+    exported = export_trial(RunDirectory.existing(args.run_dir), args.trial, Path(args.out))
+    out = exported.folder
+    if exported.stopped_early_at is not None:
+        print(
+            f"autopeft: warning: trial {args.trial} was stopped early at step {exported.stopped_early_at} "
+            "(state pruned); its adapter is only partly trained",
+            file=sys.stderr,
+        )
     if is_pruned_adapter(out):
         print(
             f"exported trial {args.trial} to {out}: a Light-PEFT adapter for the pruned base; load it with "

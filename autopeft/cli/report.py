@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from autopeft.errors import ConfigError
+
 
 def add_parser(subparsers: Any) -> None:
     """Register `report` on the `autopeft` command line."""
@@ -20,9 +22,25 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Check --out, then write the report (building it takes seconds, and a folder in its place would only fail
+    at the final rename)."""
     from autopeft.dashboards.report import write_report
     from autopeft.storage.run_directory import RunDirectory
 
-    out = write_report(RunDirectory.existing(args.run_dir), Path(args.out))
+    out = Path(args.out)
+    run_dir = RunDirectory.existing(args.run_dir)
+    _check_out(out)
+    out = write_report(run_dir, out)
     print(f"report written to {out}")
     return 0
+
+
+def _check_out(out: Path) -> None:
+    """`out` must be a file path (new or replaced) under a folder."""
+    if out.is_dir():
+        raise ConfigError(
+            f"--out {out}: is a folder; expected an HTML file path such as {out / 'report.html'}"
+        )
+    parent = next(folder for folder in out.absolute().parents if folder.exists())
+    if not parent.is_dir():
+        raise ConfigError(f"--out {out}: {parent} is a file; expected a path under a folder")

@@ -20,7 +20,13 @@ def add_parser(subparsers: Any) -> None:
         description="Run or resume a study until it holds N finished trials.",
     )
     search.add_argument("space", metavar="SPACE.yaml", help="search-space YAML file")
-    search.add_argument("--trials", type=positive_int, help="finished trials to reach (default: the space's)")
+    search.add_argument(
+        "--trials",
+        type=positive_int,
+        metavar="N",
+        help="finished trials to reach, pruned and failed ones included (interrupted ones are not); "
+        "default: the space's",
+    )
     search.add_argument("--out", help="run directory (default: runs/<study>)")
     search.add_argument(
         "--storage", help="RDB URL such as postgresql://...; default: a journal file in --out"
@@ -42,6 +48,8 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Validate everything, run the trials still missing, write the report and print the front."""
+    import optuna
+
     from autopeft.dashboards.report import write_report
     from autopeft.search.search_setup import SearchRequest, SearchSetup
 
@@ -53,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
         args.study,
         args.seed,
     )
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the drivers log each trial themselves
     setup = SearchSetup.prepare(request)
     if args.backend == "ray":
         from autopeft.search.ray_driver import run_ray_search
@@ -69,13 +78,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_embedded(setup: Any, quiet: bool) -> None:
-    """The embedded Optuna driver, with a rich progress display on a terminal."""
+    """The embedded Optuna driver, with a rich progress display on a terminal and a log line per dev
+    evaluation elsewhere (logs, CI, nohup)."""
     from autopeft.search.optuna_driver import run_search
-    from autopeft.search.progress import RichSearchProgress, SilentProgress
+    from autopeft.search.progress import LogProgress, RichSearchProgress, SilentProgress
 
     study = setup.open_study()
-    if sys.stderr.isatty() and not quiet:
+    if quiet:
+        run_search(setup, SilentProgress(), study)
+    elif sys.stderr.isatty():
         with RichSearchProgress(setup.trials, setup.finished_count(study)) as progress:
             run_search(setup, progress, study)
     else:
-        run_search(setup, SilentProgress(), study)
+        run_search(setup, LogProgress(), study)

@@ -1,4 +1,4 @@
-"""`autopeft show`: a run's Pareto front as a table or JSON."""
+"""`autopeft show`: a run's Pareto front (or all its complete trials) as a table or JSON."""
 
 from __future__ import annotations
 
@@ -38,16 +38,23 @@ def show_run(root: Path, include_dominated: bool, as_json: bool) -> int:
     if as_json:
         print(json.dumps([r.to_dict() for r in shown], indent=2))
         return 0
-    table = Table(title=f"Pareto front of {info['study']} ({len(shown)} of {len(rows)} trials)")
-    extra = [] if "trainable_parameters" in info["objectives"] else ["trainable_parameters"]
+    table = Table(title=_title(info["study"], len(shown), len(rows), include_dominated))
+    extra = [] if "trainable_parameters" in info["objectives"] else ["planned_trainable_parameters"]
     for column in ["trial", *info["objectives"], *extra, "front", "plan"]:
         table.add_column(column, justify="left" if column == "plan" else "right")
     for row in sorted(shown, key=lambda r: r.number):
         values = [_format_value(row.values[name]) for name in info["objectives"]]
-        values += [f"{row.trainable_parameters:,}" for _ in extra]
+        values += [f"{row.planned_trainable_parameters:,}" for _ in extra]
         table.add_row(str(row.number), *values, "yes" if row.on_front else "", row.summary)
     Console(width=160).print(table)
     return 0
+
+
+def _title(study: str, shown: int, total: int, include_dominated: bool) -> str:
+    """What the table holds: the front, or with --all every complete trial (the front marked)."""
+    if include_dominated:
+        return f"Complete trials of {study}, Pareto front marked ({shown} of {total} trials)"
+    return f"Pareto front of {study} ({shown} of {total} trials)"
 
 
 def _format_value(value: float) -> str:

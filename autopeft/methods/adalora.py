@@ -8,6 +8,13 @@ module on average, so ranks move to where they matter. `total_step` is the trial
 The result is exported as a plain LoRA adapter whose `rank_pattern`/`alpha_pattern` reproduce the AdaLoRA model:
 for each module the kept triplets give `A' = (A ⊙ E)[kept]`, `B' = B[:, kept]`, and `alpha' = s·r'` with AdaLoRA's
 scaling `s = lora_alpha / (init_r + 1e-5)`.
+
+At LoRA's learning rate AdaLoRA starts much slower, by design rather than by a frozen part: peft starts `E` at 0
+and `A`, `B` at N(0, 0.02²), so `ΔW = s·B·diag(E)·A` grows from a product of three small factors, and the
+orthogonality term (about 1.7 at the start with the default weight 0.5, against a task loss of 0.69) steers `A`
+and `B` in the first steps. The head and all three factors train every step (tests/methods/test_adalora.py); on
+MiniLM/SST-2, 100 steps at lr 1e-3 leave AdaLoRA at the majority class and lr 1e-2 does not
+(benchmarks/README.md, "AdaLoRA and IST at ratio 0.25 at the majority class").
 """
 
 from __future__ import annotations

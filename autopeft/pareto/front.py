@@ -15,18 +15,25 @@ from autopeft.objectives import Direction
 
 @dataclass(frozen=True)
 class TrialRow:
-    """One trial as the tables and plots show it."""
+    """One trial as the tables and plots show it.
+
+    A trial has two parameter counts, which differ when a method changes the adapter while it trains (AdaLoRA's
+    final ranks, Light-PEFT's pruning): `values["trainable_parameters"]`, when that is an objective, is measured
+    on the final adapter after training; `planned_trainable_parameters` is counted from the sampled plan before
+    training, and is the count `max_trainable_parameters` constrains.
+    """
 
     number: int
     state: str
-    values: dict[str, float]
-    trainable_parameters: int
+    values: dict[str, float]  # the objectives, measured after training; empty unless complete
+    planned_trainable_parameters: int
     summary: str
     feasible: bool
     on_front: bool
     reason: str
 
     def to_dict(self) -> dict[str, object]:
+        """The row as `autopeft show --json` prints it: its field names are the JSON keys (see README.md)."""
         return asdict(self)
 
 
@@ -49,7 +56,7 @@ def trial_rows(study: optuna.Study, names: Sequence[str], directions: Sequence[D
                 number=trial.number,
                 state=trial.state.name.lower(),
                 values=values,
-                trainable_parameters=int(trial.user_attrs.get("trainable_parameters", 0)),
+                planned_trainable_parameters=int(trial.user_attrs.get("trainable_parameters", 0)),
                 summary=str(trial.user_attrs.get("plan_summary", "")),
                 feasible=all(v <= 0 for v in trial.constraints.values()),
                 on_front=False,

@@ -9,14 +9,14 @@ sampler): the reporter asks it at each checkpoint, and a stopped trial is record
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import optuna
 
 from autopeft.search.early_stopping import EarlyStopping
 from autopeft.search.progress import SearchProgress, SilentProgress
 from autopeft.search.search_setup import INTERRUPTED, SearchSetup
-from autopeft.search.trial_record import record_plan, record_result
+from autopeft.search.trial_record import record_plan, record_result, write_result_files
 from autopeft.trial import TrialResult, run_trial
 
 logger = logging.getLogger(__name__)
@@ -24,17 +24,26 @@ logger = logging.getLogger(__name__)
 
 class OptunaReporter:
     """Forwards the task metric to `trial.report` in single-objective studies (Optuna's pruner decides);
-    in multi-objective ones, asks an `EarlyStopping` sampler whether the latest metric can reach the front."""
+    in multi-objective ones, asks an `EarlyStopping` sampler whether the latest metric can reach the front.
+    `on_evaluation(step, task_metric)` hears every dev evaluation (the progress display)."""
 
-    def __init__(self, trial: optuna.Trial, single_objective: bool) -> None:
+    def __init__(
+        self,
+        trial: optuna.Trial,
+        single_objective: bool,
+        on_evaluation: Callable[[int, float], None] | None = None,
+    ) -> None:
         self.trial = trial
         self.single_objective = single_objective
+        self.on_evaluation = on_evaluation
         self.metrics: list[float] = []
 
     def report(self, step: int, values: Mapping[str, float]) -> None:
         if "task_metric" not in values:
             return
         self.metrics.append(values["task_metric"])
+        if self.on_evaluation is not None:
+            self.on_evaluation(step, values["task_metric"])
         if self.single_objective:
             self.trial.report(values["task_metric"], step)
 
@@ -66,12 +75,13 @@ def _run_one(study: optuna.Study, setup: SearchSetup, progress: SearchProgress) 
     plan = setup.space.sample(trial, setup.layout)
     record_plan(trial, plan, setup)
     progress.trial_started(trial.number, plan.summary())
-    reporter = OptunaReporter(trial, single_objective=len(setup.space.objectives) == 1)
+    reporter = OptunaReporter(trial, len(setup.space.objectives) == 1, progress.trial_evaluated)
+    folder = setup.run_dir.trial_dir(trial.number)
     try:
-        result = run_trial(
-            plan, setup.spec, reporter, setup.run_dir.trial_dir(trial.number), on_progress=progress.trial_step
-        )
+        result = run_trial(plan, setup.spec, reporter, folder, on_progress=progress.trial_step)
     except KeyboardInterrupt:
+        # The trial's folder says what happened as a finished trial's does, and the study stays consistent.
+        write_result_files(folder, TrialResult(state="failed", reason=INTERRUPTED))
         trial.set_user_attr("reason", INTERRUPTED)
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
         raise

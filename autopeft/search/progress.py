@@ -1,11 +1,15 @@
-"""SearchProgress: what a driver tells the person watching (trials done of total, the current trial's steps).
+"""SearchProgress: what a driver tells the person watching (trials done of total, the current trial's steps
+and dev evaluations).
 
-Drivers call the three hooks; `RichSearchProgress` draws them, `SilentProgress` ignores them (tests, --quiet,
-output that is not a terminal).
+Drivers call the four hooks; `RichSearchProgress` draws them on a terminal, `LogProgress` logs a line per dev
+evaluation where there is no terminal (logs, CI, nohup: the driver already logs a line per finished trial), and
+`SilentProgress` ignores them (tests, --quiet).
 """
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Protocol
@@ -16,11 +20,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 if TYPE_CHECKING:
     from typing_extensions import Self
 
+logger = logging.getLogger(__name__)
+
 
 class SearchProgress(Protocol):
     def trial_started(self, number: int, summary: str) -> None: ...
 
     def trial_step(self, done: int, total: int) -> None: ...
+
+    def trial_evaluated(self, step: int, task_metric: float) -> None:
+        """The current trial scored its dev split after `step` steps (called after `trial_step(step, ...)`)."""
 
     def trial_finished(self, number: int, state: str, values: Mapping[str, float]) -> None: ...
 
@@ -33,6 +42,40 @@ class SilentProgress:
 
     def trial_step(self, done: int, total: int) -> None:
         return None
+
+    def trial_evaluated(self, step: int, task_metric: float) -> None:
+        return None
+
+    def trial_finished(self, number: int, state: str, values: Mapping[str, float]) -> None:
+        return None
+
+
+class LogProgress:
+    """A log line per dev evaluation: trial number, step of total, task metric and seconds since the trial
+    started. Without it a log shows nothing between two finished trials, however long a trial runs; the
+    finished trial itself is logged by the driver."""
+
+    def __init__(self) -> None:
+        self._number = -1
+        self._total = 0
+        self._started = time.perf_counter()
+
+    def trial_started(self, number: int, summary: str) -> None:
+        self._number, self._total, self._started = number, 0, time.perf_counter()
+
+    def trial_step(self, done: int, total: int) -> None:
+        self._total = total
+
+    def trial_evaluated(self, step: int, task_metric: float) -> None:
+        elapsed = time.perf_counter() - self._started
+        logger.info(
+            "trial %d: step %d/%d task_metric=%.4g (%.1f s)",
+            self._number,
+            step,
+            self._total,
+            task_metric,
+            elapsed,
+        )
 
     def trial_finished(self, number: int, state: str, values: Mapping[str, float]) -> None:
         return None
@@ -69,6 +112,9 @@ class RichSearchProgress:
     def trial_step(self, done: int, total: int) -> None:
         if self._steps is not None:
             self._progress.update(self._steps, completed=done, total=total)
+
+    def trial_evaluated(self, step: int, task_metric: float) -> None:
+        return None  # the step bar is the display; the metric shows when the trial finishes
 
     def trial_finished(self, number: int, state: str, values: Mapping[str, float]) -> None:
         if self._steps is not None:

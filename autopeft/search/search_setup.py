@@ -14,14 +14,16 @@ from pathlib import Path
 import optuna
 import yaml
 
-from autopeft.errors import ConfigError
+from autopeft.errors import CheckpointError, ConfigError
 from autopeft.model_layout import ModelLayout
-from autopeft.models import load_classifier, load_tokenizer, resolve_model_path
+from autopeft.models import load_tokenizer, resolve_model_path
+from autopeft.search.cheapest_plan import CheapestPlan
 from autopeft.search.plan_probe import PlanProbe
 from autopeft.search.samplers import make_sampler
 from autopeft.search_space import SearchSpace
 from autopeft.storage.atomic_files import read_json, write_json_atomic, write_text_atomic
 from autopeft.storage.run_directory import RunDirectory
+from autopeft.storage.study_storage import check_storage_url
 from autopeft.tasks.task import load_task
 from autopeft.trial import TrialSpec
 
@@ -59,6 +61,8 @@ class SearchSetup:
     def prepare(cls, request: SearchRequest) -> SearchSetup:
         """Validate the request against the model and any existing run; writes nothing."""
         space = SearchSpace.load(request.space_path)
+        if request.storage not in (None, "journal"):
+            check_storage_url(str(request.storage), "--storage")
         study_name = request.study or request.space_path.stem
         run_dir = RunDirectory(request.out or Path("runs") / study_name)
         seed = space.seed if request.seed is None else request.seed
@@ -72,6 +76,7 @@ class SearchSetup:
         )
         layout = _model_layout(space, spec)
         space.check_against(layout)
+        _check_budget_reachable(space, layout)
         setup = cls(
             space,
             run_dir,
@@ -86,14 +91,21 @@ class SearchSetup:
         return setup
 
     def _check_resume(self) -> None:
-        """A run directory may only be resumed by the same study with the same search space."""
+        """A run directory may only be resumed by the same study with the same search space, and from a journal
+        that can be appended to."""
         if not self.run_dir.root.exists():
             return
+        if not self.run_dir.root.is_dir():
+            raise ConfigError(
+                f"--out {self.run_dir.root}: is a file; expected a new or existing run directory"
+            )
         if any(self.run_dir.root.iterdir()) and not self.run_dir.run_file.is_file():
             raise ConfigError(f"{self.run_dir.root}: exists but is not a run directory; choose another --out")
         if not self.run_dir.run_file.is_file():
             return
-        info = read_json(self.run_dir.run_file)
+        info = self.run_dir.info()
+        if info["storage"] == "journal" and self.storage_url == "journal":
+            self.run_dir.check_resumable_journal()
         if info.get("study") != self.study_name:
             raise ConfigError(
                 f"{self.run_dir.run_file}: study: holds study '{info.get('study')}', not '{self.study_name}'; "
@@ -107,39 +119,54 @@ class SearchSetup:
             )
 
     def open_study(self) -> optuna.Study:
-        """Create or load the study and write run.json and space.yaml (the first writes of a search)."""
+        """Create or load the study and write run.json and space.yaml (the first writes of a search).
+
+        Each write is skipped when the stored value is already equal, so resuming a finished search leaves the
+        journal unchanged (an existing study is loaded: `create_study(load_if_exists=True)` appends a record)."""
         self.run_dir.root.mkdir(parents=True, exist_ok=True)
         if not self.run_dir.space_file.exists():
             write_text_atomic(self.run_dir.space_file, yaml.safe_dump(self.space.model_dump(mode="json")))
-        write_json_atomic(
-            self.run_dir.run_file,
-            {
-                "study": self.study_name,
-                "storage": self.storage_url,
-                "objectives": self.space.objective_names,
-                "directions": self.space.directions,
-                "model": self.space.model,
-                "seed": self.seed,
-            },
-        )
-        study = optuna.create_study(
-            storage=self.run_dir.storage(self.storage_url),
-            study_name=self.study_name,
-            directions=self.space.directions,
-            sampler=make_sampler(self.space.sampler, self.seed, self.probe()),
-            pruner=optuna.pruners.NopPruner(),
-            load_if_exists=True,
-        )
+        info = {
+            "study": self.study_name,
+            "storage": self.storage_url,
+            "objectives": self.space.objective_names,
+            "directions": self.space.directions,
+            "model": self.space.model,
+            "seed": self.seed,
+        }
+        if not self.run_dir.run_file.is_file() or read_json(self.run_dir.run_file) != info:
+            write_json_atomic(self.run_dir.run_file, info)
+        study = self._load_or_create_study()
         # A resumed study gets a fresh random stream: re-seeding with the same seed would replay the plans
         # the first run already tried.
         study.sampler = make_sampler(
             self.space.sampler, self.seed + len(study.get_trials(deepcopy=False)), self.probe()
         )
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study.set_metric_names(self.space.objective_names)
-        study.set_user_attr("model", self.space.model)
+        if study.metric_names != self.space.objective_names:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                study.set_metric_names(self.space.objective_names)
+        if study.user_attrs.get("model") != self.space.model:
+            study.set_user_attr("model", self.space.model)
         return study
+
+    def _load_or_create_study(self) -> optuna.Study:
+        """Load the study when the storage holds it, else create it (a resume writes nothing here)."""
+        storage = optuna.storages.get_storage(self.run_dir.storage(self.storage_url))
+        sampler = make_sampler(self.space.sampler, self.seed, self.probe())
+        pruner = optuna.pruners.NopPruner()
+        try:
+            storage.get_study_id_from_name(self.study_name)
+        except KeyError:
+            return optuna.create_study(
+                storage=storage,
+                study_name=self.study_name,
+                directions=self.space.directions,
+                sampler=sampler,
+                pruner=pruner,
+                load_if_exists=True,  # another process may have created it since
+            )
+        return optuna.load_study(study_name=self.study_name, storage=storage, sampler=sampler, pruner=pruner)
 
     def probe(self) -> PlanProbe:
         """Exact pre-training facts of a configuration (trainable parameters, feasibility) for the sampler."""
@@ -173,8 +200,27 @@ class SearchSetup:
 
 
 def _model_layout(space: SearchSpace, spec: TrialSpec) -> ModelLayout:
-    """Load the model once to read its layout (and fail early when the model or task is wrong)."""
+    """Load the model once to read its layout (and fail early when the model or task is wrong); a model that
+    cannot be found or loaded is reported under the space's `model` key."""
     task = load_task(space.task, Path(spec.task_base_dir), spec.seed)
-    folder = resolve_model_path(space.model)
-    model = load_classifier(folder, len(task.labels), load_tokenizer(folder).pad_token_id)
+    try:
+        folder = resolve_model_path(space.model)
+        model = task.load_model(folder, load_tokenizer(folder))
+    except CheckpointError as error:
+        raise CheckpointError(f"{space.source}: model: {error}") from None
     return ModelLayout.from_model(model, space.model)
+
+
+def _check_budget_reachable(space: SearchSpace, layout: ModelLayout) -> None:
+    """Refuse a `max_trainable_parameters` that even the space's cheapest plan exceeds: every trial would be
+    infeasible, and the search would train them all for an empty front."""
+    limit = space.constraints.max_trainable_parameters
+    if limit is None:
+        return
+    cheapest = CheapestPlan.of(space, layout, enough=limit)
+    if cheapest is not None and cheapest.cost > limit:
+        raise ConfigError(
+            f"{space.source}: constraints.max_trainable_parameters: no plan of the space fits {limit:,}; the "
+            f"cheapest ({cheapest.plan.summary()}) costs {cheapest.cost:,} trainable parameters (adapter and "
+            f"classifier head); expected a limit of at least {cheapest.cost:,}"
+        )

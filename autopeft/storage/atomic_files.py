@@ -12,10 +12,16 @@ from autopeft.errors import ConfigError
 
 
 def write_text_atomic(path: Path, text: str) -> None:
+    """Write `text` to a staging file beside `path`, then swap it in; a failed swap removes the staging file, so
+    nothing is left behind (callers check `path` first: a folder in its place is bad input, not a bug)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = path.with_name(f".{path.name}.partial")
-    staging.write_text(text, encoding="utf-8")
-    os.replace(staging, path)
+    try:
+        staging.write_text(text, encoding="utf-8")
+        os.replace(staging, path)
+    except BaseException:
+        staging.unlink(missing_ok=True)
+        raise
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

@@ -17,11 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.storages import JournalStorage
-from optuna.storages.journal import JournalFileBackend
 
 from autopeft.errors import ConfigError
 from autopeft.storage.atomic_files import read_json
+from autopeft.storage.study_storage import check_journal_appendable, check_storage_url, open_journal
 
 RUN_FILE = "run.json"
 JOURNAL_FILE = "study.journal"
@@ -65,20 +64,45 @@ class RunDirectory:
             )
         return cls(root)
 
+    @property
+    def journal_file(self) -> Path:
+        return self.root / JOURNAL_FILE
+
     def info(self) -> dict[str, Any]:
-        """The contents of run.json: study, storage, objectives, directions."""
+        """The contents of run.json: study, storage, objectives, directions (a storage URL is checked)."""
         info = read_json(self.run_file)
+        if not isinstance(info, dict):
+            raise ConfigError(f"{self.run_file}: expected a JSON object, got {type(info).__name__}")
         for key in ("study", "storage", "objectives", "directions"):
             if key not in info:
                 raise ConfigError(f"{self.run_file}: {key}: required key is missing")
+        if info["storage"] != "journal":
+            check_storage_url(str(info["storage"]), f"{self.run_file}: storage:")
         return info
 
     def storage(self, url: str | None = None) -> optuna.storages.BaseStorage | str:
-        """The study's storage: an RDB URL as given, else the journal file in this directory."""
+        """The study's storage: an RDB URL as given, else the journal file in this directory.
+
+        A missing journal is created, unless trials are stored: their records would be lost, and a resumed
+        search would number its trials from 0 again over their folders."""
         url = url if url is not None else self.info()["storage"] if self.run_file.is_file() else "journal"
         if url != "journal":
             return url
-        return JournalStorage(JournalFileBackend(str(self.root / JOURNAL_FILE)))
+        self._require_journal_of_stored_trials()
+        return open_journal(self.journal_file)
+
+    def check_resumable_journal(self) -> None:
+        """Refuse a journal a resumed search cannot append to: missing while trials are stored, or damaged
+        (reads only; called before a search writes anything)."""
+        self._require_journal_of_stored_trials()
+        check_journal_appendable(self.journal_file)
+
+    def _require_journal_of_stored_trials(self) -> None:
+        if not self.journal_file.exists() and self.trial_numbers():
+            raise ConfigError(
+                f"{self.journal_file}: file not found; expected the journal that records the trials in "
+                f"{self.root / TRIALS_FOLDER}; restore it or start a new run directory"
+            )
 
     def load_study(self) -> optuna.Study:
         """The Optuna study this directory records."""

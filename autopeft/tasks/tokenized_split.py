@@ -5,14 +5,16 @@ Padding each batch only to its longest example (not to `max_length`) is what kee
 
 from __future__ import annotations
 
+import hashlib
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from autopeft.tasks.task import Example
+Example = tuple[tuple[str, ...], int]
+"""A classification example: its text (or text pair) and its label index."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,15 @@ class TokenizedSplit:
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def fingerprint(self) -> str:
+        """A hash of the first 64 tokenised examples (enough to tell two data sets apart)."""
+        return hashlib.sha256(repr(self.features[:64]).encode()).hexdigest()
+
+    @property
+    def data_metrics(self) -> Mapping[str, float]:
+        """Nothing is measured: the tokenizer truncates classification texts (pairs longest first) uncounted."""
+        return {}
 
     def batch(self, indices: Sequence[int], device: torch.device) -> dict[str, torch.Tensor]:
         """The examples at `indices`, padded to their longest one, with labels, on `device`."""

@@ -23,14 +23,18 @@ def apply_plan(
     total_steps: int,
     model_name: str = "model",
     methods: MethodMix | None = None,
+    task_type: str = "SEQ_CLS",
 ) -> tuple[PeftModel, ModelLayout]:
     """Validate `plan` against `model`, wrap it, and check that peft adapted exactly the planned modules.
 
-    `methods` is the plan's parsed `MethodMix` when the caller holds it already (the trial does)."""
+    `methods` is the plan's parsed `MethodMix` when the caller holds it already (the trial does). `task_type`
+    is peft's name for what the model does, which the task kind supplies (`SEQ_CLS` for a classifier,
+    `CAUSAL_LM` for instruction tuning): it picks peft's model wrapper and is written with the adapter."""
     layout = ModelLayout.from_model(model, model_name)
     plan.validate_for(layout)
     resolved = ResolvedPlan.resolve(plan, layout, methods)
     config = resolved.peft_config(total_steps)
+    config.task_type = task_type
     peft_model = get_peft_model(model, config)
     expected = {module.name for module in resolved.adapted_modules}
     adapted = {
@@ -47,3 +51,14 @@ def apply_plan(
                 f"plan counts {resolved.trainable_parameters} trainable parameters, peft built {built}"
             )
     return peft_model, resolved.layout
+
+
+def record_task_type(model: PeftModel, task_type: str, head_names: tuple[str, ...]) -> None:
+    """Make the saved adapter config say what the adapter was trained for: `task_type`, and the heads it
+    trains (`head_names`, from the model layout). Only an adapter that a method rebuilt with another type
+    (AdaLoRA's conversion to LoRA builds a `SEQ_CLS` one, whose wrapper lists `classifier` and `score` as
+    heads) is changed; every other config already says so."""
+    for config in model.peft_config.values():
+        if config.task_type != task_type:
+            config.task_type = task_type
+            config.modules_to_save = list(head_names) or None  # type: ignore[attr-defined]

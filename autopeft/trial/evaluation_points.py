@@ -1,7 +1,8 @@
 """EvaluationPoints: the dev evaluations of a trial's main phase, its learning curve and the early-stop question.
 
 The budget spreads `evaluations` points evenly over the main phase's steps (the last at its end); at each the
-dev split is scored, the reporter hears every measurement so far, and a driver may stop the trial.
+dev split scores the model with the task's metric, the reporter hears every measurement so far, and a driver
+may stop the trial.
 """
 
 from __future__ import annotations
@@ -12,12 +13,11 @@ from typing import Literal, Protocol
 import torch
 
 from autopeft.budget import BudgetConfig
-from autopeft.tasks.task import Task
-from autopeft.tasks.tokenized_split import TokenizedSplit
+from autopeft.tasks.task_kind import DevSplit
 from autopeft.trial.peak_memory import PeakMemoryMeter
 from autopeft.trial.phase_services import PhaseServices
 from autopeft.trial.reporting import Reporter
-from autopeft.trial.training_loop import TrainingLoop, evaluate
+from autopeft.trial.training_loop import TrainingLoop
 
 TrialState = Literal["complete", "failed", "pruned"]
 
@@ -25,8 +25,7 @@ TrialState = Literal["complete", "failed", "pruned"]
 class EvaluatedTrial(Protocol):
     """What the evaluation points read of the trial they belong to (`run.TrialRun` provides it)."""
 
-    task: Task
-    dev_split: TokenizedSplit
+    dev_split: DevSplit
     budget: BudgetConfig
     device: torch.device
     reporter: Reporter
@@ -69,12 +68,11 @@ class EvaluationPoints:
         if done not in self.steps:
             return False
         trial = self.trial
-        self.predictions = evaluate(
-            self.loop.model, trial.dev_split, trial.budget.eval_batch_size, trial.device
-        )
+        evaluation = trial.dev_split.evaluate(self.loop.model, trial.budget.eval_batch_size, trial.device)
+        self.predictions = evaluation.predictions
         point = {
             "step": float(done),
-            "task_metric": trial.task.score(trial.dev_split.labels, self.predictions),
+            "task_metric": evaluation.metric,
             "train_loss": sum(self.losses) / len(self.losses),
             **self._measured(),
         }

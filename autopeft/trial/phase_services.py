@@ -8,7 +8,6 @@ trial's throughput.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ from autopeft.budget import BudgetConfig
 from autopeft.methods.controller import Batch, MethodController
 from autopeft.model_layout import ModelLayout
 from autopeft.plan import PeftPlan
-from autopeft.tasks.tokenized_split import TokenizedSplit
+from autopeft.tasks.task_kind import TrainingSplit
 from autopeft.trial.adapters import apply_plan
 from autopeft.trial.training_loop import TrainingLoop
 
@@ -30,19 +29,20 @@ class PhaseServices:
     """Fresh base models, adapters, batches and short training runs for one trial's preparation phase."""
 
     load_base: Callable[[], torch.nn.Module]
-    train_split: TokenizedSplit
+    train_split: TrainingSplit
     budget: BudgetConfig
     device: torch.device
     seed: int
     model_name: str
     cache_dir: Path | None
+    task_type: str = "SEQ_CLS"
     tokens: int = 0
     seconds: float = 0.0
 
     def build_adapters(
         self, base: torch.nn.Module, plan: PeftPlan, total_steps: int
     ) -> tuple[PeftModel, ModelLayout]:
-        return apply_plan(base, plan, total_steps, self.model_name)
+        return apply_plan(base, plan, total_steps, self.model_name, task_type=self.task_type)
 
     def batches(self, batch_size: int, seed: int) -> Iterator[Batch]:
         return self.train_split.shuffled_forever(batch_size, self.device, seed)
@@ -77,4 +77,4 @@ class PhaseServices:
 
     def data_fingerprint(self) -> str:
         """A hash of the first 64 tokenised training examples (enough to tell two data sets apart)."""
-        return hashlib.sha256(repr(self.train_split.features[:64]).encode()).hexdigest()
+        return self.train_split.fingerprint()

@@ -25,17 +25,17 @@ from autopeft.errors import PlanError
 from autopeft.methods import Preparation, TrainingContext
 from autopeft.methods.method_mix import MethodMix
 from autopeft.methods.resolved_plan import ResolvedPlan
-from autopeft.models import load_classifier, load_tokenizer, resolve_model_path
+from autopeft.models import load_tokenizer, resolve_model_path
 from autopeft.plan import PeftPlan
 from autopeft.storage.atomic_files import write_json_atomic
-from autopeft.tasks.task import Task, TaskConfig, load_task
-from autopeft.tasks.tokenized_split import TokenizedSplit
-from autopeft.trial.adapters import apply_plan
+from autopeft.tasks.task import TaskConfig, load_task
+from autopeft.tasks.task_kind import DevSplit, TaskKind, TrainingSplit
+from autopeft.trial.adapters import apply_plan, record_task_type
 from autopeft.trial.evaluation_points import EvaluationPoints, TrialState
 from autopeft.trial.peak_memory import PeakMemoryMeter
 from autopeft.trial.phase_services import PhaseServices
 from autopeft.trial.reporting import Reporter
-from autopeft.trial.training_loop import TrainingLoop, evaluate_timed
+from autopeft.trial.training_loop import TrainingLoop
 
 logger = logging.getLogger(__name__)
 
@@ -128,15 +128,18 @@ class TrialRun:
         self.budget = spec.budget
         seed_everything(spec.seed)
         self.device = pick_device(spec.device)
-        self.task = load_task(spec.task, Path(spec.task_base_dir), spec.seed)
+        self.task: TaskKind = load_task(spec.task, Path(spec.task_base_dir), spec.seed)
         self.folder = resolve_model_path(spec.model)
         self.tokenizer = load_tokenizer(self.folder)
-        self.train_split, self.dev_split = _splits(self.task, self.tokenizer, self.budget, spec.seed)
+        splits = self.task.splits(self.tokenizer, self.budget, spec.seed)
+        self.train_split: TrainingSplit = splits[0]
+        self.dev_split: DevSplit = splits[1]
         self.methods = MethodMix.of(plan)
         self.controllers = self.methods.controllers()
 
     def load_base(self) -> torch.nn.Module:
-        return load_classifier(self.folder, len(self.task.labels), self.tokenizer.pad_token_id)
+        """A fresh pretrained model with the task's head (a classifier, or the causal LM's own LM head)."""
+        return self.task.load_model(self.folder, self.tokenizer)
 
     def run(self) -> TrialResult:
         with PeakMemoryMeter(self.device) as memory:
@@ -148,15 +151,17 @@ class TrialRun:
                 self.spec.seed,
                 self.spec.model,
                 Path(self.spec.cache_dir) if self.spec.cache_dir else None,
+                self.task.peft_task_type,
             )
             prepared = self._prepare(services)
             prepared.model.to(self.device)
             loop, state, curve, predictions = self._main_phase(prepared, services, memory)
         reports = {key: dict(c.finish()) for key, c in self.controllers.items()}
         final_model, final_plan = self._final_adapter(prepared)
-        _, inference_speed = evaluate_timed(
-            final_model, self.dev_split, self.budget.eval_batch_size, self.device
-        )
+        batch_size = self.budget.eval_batch_size
+        inference_speed = self.dev_split.inference_speed(final_model, batch_size, self.device)
+        task_measurements = self.dev_split.final_metrics(final_model, batch_size, self.device)
+        record_task_type(final_model, self.task.peft_task_type, prepared.layout.head_names)
         self._save(final_model)
         tokens, seconds = services.tokens + loop.tokens, services.seconds + loop.train_seconds
         metrics = {
@@ -168,6 +173,9 @@ class TrialRun:
             "model_parameters": float(_base_parameters(final_model)),
             "steps": float(prepared.steps_used + loop.steps_done),
             **{f"train_{phase}_seconds": seconds for phase, seconds in loop.phase_seconds.items()},
+            **{f"train_{key}": value for key, value in self.train_split.data_metrics.items()},
+            **{f"dev_{key}": value for key, value in self.dev_split.data_metrics.items()},
+            **task_measurements,
         }
         return TrialResult(
             state,
@@ -192,7 +200,12 @@ class TrialRun:
         if preparations:
             return preparations[0]
         model, layout = apply_plan(
-            self.load_base(), self.plan, self.budget.total_steps(), self.spec.model, self.methods
+            self.load_base(),
+            self.plan,
+            self.budget.total_steps(),
+            self.spec.model,
+            self.methods,
+            self.task.peft_task_type,
         )
         return Preparation(model, layout, self.plan)
 
@@ -241,20 +254,6 @@ class TrialRun:
         if final.exists():
             shutil.rmtree(final)
         os.replace(staging, final)
-
-
-def _splits(
-    task: Task, tokenizer: Any, budget: BudgetConfig, seed: int
-) -> tuple[TokenizedSplit, TokenizedSplit]:
-    """A seeded training subset and the first `dev_examples` dev examples, both tokenised."""
-    order = list(range(len(task.train)))
-    random.Random(seed).shuffle(order)
-    train_examples = [task.train[i] for i in order[: budget.train_examples]]
-    dev_examples = list(task.dev[: budget.dev_examples])
-    return (
-        TokenizedSplit.build(train_examples, tokenizer, budget.max_length),
-        TokenizedSplit.build(dev_examples, tokenizer, budget.max_length),
-    )
 
 
 def _base_parameters(model: PeftModel) -> int:

@@ -16,9 +16,11 @@ import torch
 
 from autopeft.errors import AutopeftError
 from autopeft.methods.controller import MethodController
+from autopeft.tasks.classification_dev import predict_timed
+from autopeft.tasks.task_kind import Batch, autocast
 from autopeft.tasks.tokenized_split import TokenizedSplit
 
-Batch = dict[str, torch.Tensor]
+__all__ = ["PHASES", "TrainingLoop", "TrialFailure", "autocast", "evaluate", "token_count"]
 PHASES = ("hooks", "forward", "backward", "update")
 """Where a step's time goes: the before-step hooks (IST's roll-outs and draws), the forward pass, the backward
 pass, and the rest (clipping, the other hooks, the optimizer and scheduler)."""
@@ -28,36 +30,18 @@ class TrialFailure(AutopeftError):
     """Training went wrong in a way that fails the trial but not the search (a NaN loss, say)."""
 
 
-def autocast(device: torch.device) -> Any:
-    """bf16 autocast on CUDA; a no-op context on CPU."""
-    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
-
-
 def evaluate(
     model: torch.nn.Module, split: TokenizedSplit, batch_size: int, device: torch.device
 ) -> list[int]:
-    """Argmax predictions for every example of `split`, in order."""
-    return evaluate_timed(model, split, batch_size, device)[0]
+    """Argmax predictions for every example of a classification split, in order."""
+    return predict_timed(model, split, batch_size, device)[0]
 
 
-def evaluate_timed(
-    model: torch.nn.Module, split: TokenizedSplit, batch_size: int, device: torch.device
-) -> tuple[list[int], float]:
-    """Predictions and inference throughput (non-padding tokens per second of forward passes)."""
-    was_training = model.training
-    model.eval()
-    predictions: list[int] = []
-    tokens, seconds = 0, 0.0
-    with torch.no_grad(), autocast(device):
-        for batch in split.in_order(batch_size, device):
-            batch.pop("labels")
-            started = time.perf_counter()
-            logits = model(**batch).logits
-            predictions.extend(logits.argmax(dim=-1).tolist())
-            seconds += time.perf_counter() - started
-            tokens += int(batch["attention_mask"].sum())
-    model.train(was_training)
-    return predictions, tokens / max(seconds, 1e-9)
+def token_count(batch: Batch) -> int:
+    """Tokens a batch trains on: its attention mask's ones, or every position of a packed batch (which has no
+    mask; its only padding is the short tail of a row)."""
+    mask = batch.get("attention_mask")
+    return int(mask.sum()) if mask is not None else int(batch["input_ids"].numel())
 
 
 class TrainingLoop:
@@ -119,7 +103,7 @@ class TrainingLoop:
         marks.append(time.perf_counter())
         for phase, (start, stop) in zip(PHASES, pairwise(marks), strict=True):
             self.phase_seconds[phase] += stop - start
-        self.tokens += int(batch["attention_mask"].sum())
+        self.tokens += token_count(batch)
         self.train_seconds += marks[-1] - marks[0]
         self.steps_done += 1
         return float(loss.item())

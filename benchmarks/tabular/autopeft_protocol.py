@@ -27,11 +27,12 @@ def run_protocol(
     evaluate: Evaluate,
     budget: int,
     seed: int,
+    metric_reference: float = 0.5,
     initial: int = 10,
 ) -> list[Params]:
     """Propose `budget` configurations (random first `initial`, then qNEHVI), calling `evaluate` on each; it
-    returns (task metric, normalised parameters) or None for a failed trial. Returns the proposals in
-    order."""
+    returns (task metric, normalised parameters) or None for a failed trial. The hypervolume's reference point
+    is the benchmark's own: task metric `metric_reference`, normalised parameters 1. Returns the proposals in order."""
     from botorch.acquisition.multi_objective.monte_carlo import qNoisyExpectedHypervolumeImprovement
     from botorch.sampling import SobolQMCNormalSampler
 
@@ -53,7 +54,7 @@ def run_protocol(
                 warnings.simplefilter("ignore")
                 acquisition = qNoisyExpectedHypervolumeImprovement(
                     model=model,
-                    ref_point=[0.5, -1.0],
+                    ref_point=[metric_reference, -1.0],
                     X_baseline=encoded[[i for i, _ in observed]],
                     sampler=SobolQMCNormalSampler(torch.Size([64]), seed=seed + number),
                     prune_baseline=True,

@@ -187,3 +187,13 @@ def test_progress_callback_sees_every_matrix() -> None:
 def test_unknown_spectrum_option_is_refused_with_the_choices() -> None:
     with pytest.raises(AuditConfigError, match=r"spectrum: expected one of \('full', 'top'\), got 'half'"):
         AuditConfig(spectrum="half")
+
+
+def test_meta_records_the_compared_folders_as_absolute_paths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_checkpoint(tmp_path / "base", _base())
+    write_checkpoint(tmp_path / "ft", _base())
+    monkeypatch.chdir(tmp_path)
+    meta = audit("base", "ft").meta
+    assert (meta["base"], meta["finetuned"]) == (str(tmp_path / "base"), str(tmp_path / "ft"))

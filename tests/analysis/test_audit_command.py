@@ -15,8 +15,18 @@ from peft import LoraConfig, get_peft_model
 from threadpoolctl import threadpool_info, threadpool_limits
 from transformers import BertForSequenceClassification
 
-from autopeft.analysis import AdapterMismatchError, AnalysisError, CheckpointError, ShapeMismatchError
+from autopeft.analysis import (
+    AdapterMismatchError,
+    AnalysisError,
+    AuditConfigError,
+    CheckpointError,
+    ShapeMismatchError,
+)
 from autopeft.cli import audit as audit_command
+from autopeft.cli import main
+from autopeft.errors import CheckpointError as TrialCheckpointError
+from autopeft.pruning.layout import PruningShape
+from autopeft.pruning.pruning_plan import PruningPlan, apply_pruning
 
 
 def _parse(*argv: str) -> argparse.Namespace:
@@ -41,6 +51,62 @@ def _trial_run_dir(tmp_path: Path, base_folder: Path) -> Path:
     adapter_config.write_text(json.dumps({**recorded, "base_model_name_or_path": str(base_folder)}))
     (trial / "plan.json").write_text("{}")
     return tmp_path / "run"
+
+
+def _light_peft_run_dir(tmp_path: Path, base_folder: Path) -> Path:
+    """A run directory whose trial 0 is a Light-PEFT trial: its adapter fits the base with head 1 of layer 0 and
+    a third of layer 0's FFN neurons removed, and `pruning_plan.json` beside it says so."""
+    shape = PruningShape("bert", num_layers=2, num_heads=2, num_kv_heads=2, head_dim=16, intermediate_size=64)
+    plan = PruningPlan(shape, pruned_heads=((1,), ()), pruned_neurons=(tuple(range(0, 64, 3)), ()))
+    model = apply_pruning(
+        BertForSequenceClassification.from_pretrained(base_folder, num_labels=2), plan
+    ).model
+    peft_model = get_peft_model(model, LoraConfig(r=2, target_modules=["query", "value", "dense"]))
+    with torch.no_grad():
+        for name, parameter in peft_model.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_()
+    adapter = tmp_path / "run" / "trials" / "0" / "adapter"
+    peft_model.save_pretrained(adapter)
+    plan.save(adapter / "pruning_plan.json")
+    recorded = json.loads((adapter / "adapter_config.json").read_text())
+    (adapter / "adapter_config.json").write_text(
+        json.dumps({**recorded, "base_model_name_or_path": str(base_folder)})
+    )
+    return tmp_path / "run"
+
+
+def test_light_peft_trial_audit_records_its_base_folder_and_pruning_plan_relative_to_the_run(
+    tmp_path: Path, tiny_bert_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_dir = _light_peft_run_dir(tmp_path, tiny_bert_folder)
+    monkeypatch.chdir(run_dir / "trials")
+    assert audit_command.run(_parse("..", "--trial", "0")) == 0
+    written = json.loads((run_dir / "trials" / "0" / "audit.json").read_text())
+    assert {key: written["meta"][key] for key in ("base", "base_pruned_by", "adapter")} == {
+        "base": str(tiny_bert_folder),
+        "base_pruned_by": "trials/0/adapter/pruning_plan.json",
+        "adapter": "trials/0/adapter",
+    }
+    query = next(
+        r for r in written["rows"] if r["kind"] == "base" and r["matrix"].endswith("0.attention.self.query")
+    )
+    assert (query["rows"], query["cols"]) == (16, 32)  # compared with the pruned base, not the full one
+
+
+@pytest.mark.parametrize("flag", ["--adapter", "--finetuned"])
+def test_adapter_or_finetuned_with_a_run_dir_is_refused_naming_the_flag(
+    tmp_path: Path, tiny_bert_folder: Path, flag: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_dir = _trial_run_dir(tmp_path, tiny_bert_folder)
+    other = str(run_dir / "trials" / "0" / "adapter")
+    with pytest.raises(AuditConfigError, match=f"audit: {flag} cannot be combined with RUN_DIR --trial N"):
+        audit_command.run(_parse(str(run_dir), "--trial", "0", "--base", str(tiny_bert_folder), flag, other))
+    capsys.readouterr()  # what building the run printed
+    assert main(["audit", str(run_dir), "--trial", "0", flag, other, "--quiet"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0 and f"{flag} cannot be combined with RUN_DIR --trial N" in error
+    assert not (run_dir / "trials" / "0" / "audit.json").exists()
 
 
 def test_trial_audit_writes_audit_json_and_excludes_the_head(tmp_path: Path, tiny_bert_folder: Path) -> None:
@@ -124,7 +190,7 @@ def test_base_that_does_not_fit_the_adapter_is_an_adapter_error(
 
 
 def test_trial_without_an_adapter_is_a_checkpoint_error(tmp_path: Path) -> None:
-    with pytest.raises(CheckpointError, match=r"trials/3/adapter: adapter_config.json: no such file"):
+    with pytest.raises(TrialCheckpointError, match=r"trials/3/adapter: adapter_config.json: no such file"):
         audit_command.run(_parse(str(tmp_path), "--trial", "3"))
 
 

@@ -1,19 +1,13 @@
-"""Fixtures for the dashboard tests: a real short search, a real Dash server and a real headless chromium.
-
-Chromium is Debian's (`/usr/bin/chromium`); when it is missing, the session installs it with
-`apt-get install -y chromium` (root, Debian bookworm), the same package `.ci/run` installs. Playwright drives it
-through `executable_path`, so `playwright install` (a download) is never needed.
-"""
+"""Fixtures for the dashboard tests: a real short search and a real Dash server (the headless chromium is the
+session's one, `tests/browser.py`)."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import BrowserContext, Page, sync_playwright
 
 from autopeft.cli import main
 from autopeft.dashboards.run_source import RunSource
@@ -21,22 +15,12 @@ from autopeft.dashboards.server import DashboardServer
 from autopeft.storage.run_directory import RunDirectory
 from tests.space_files import write_space
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-component-update",
-    "--disable-sync",
-]
 OBJECTIVES = (
     "objectives: [{name: task_metric, direction: maximize}, {name: trainable_parameters, "
     "direction: minimize}, {name: wall_seconds, direction: minimize}]\n"
     "constraints: {max_trainable_parameters: 420}"
 )
+LIGHT_PEFT = "methods: {light_peft: {enabled: true, head_ratio: 0.5, estimation_steps: 2}}"
 
 
 @pytest.fixture(scope="session")
@@ -49,37 +33,15 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory, tiny_bert_dir: Path) -> Ru
 
 
 @pytest.fixture(scope="session")
-def chromium() -> Path:
-    """Debian's chromium, installed with apt-get when missing."""
-    if not CHROMIUM.exists():
-        apt = shutil.which("apt-get")
-        assert apt is not None, "chromium is missing and apt-get is not available to install it"
-        subprocess.run([apt, "update"], check=True, capture_output=True)
-        subprocess.run([apt, "install", "-y", "chromium"], check=True, capture_output=True)
-    return CHROMIUM
-
-
-@pytest.fixture(scope="session")
-def browser(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrowserContext]:
-    """Headless chromium with a fresh profile directory, shared by the session's tests."""
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium_profile")),
-            executable_path=str(chromium),
-            headless=True,
-            args=CHROMIUM_ARGS,
-            viewport={"width": 1400, "height": 1000},
-        )
-        yield context
-        context.close()
-
-
-@pytest.fixture
-def page(browser: BrowserContext) -> Iterator[Page]:
-    """A new tab, closed after the test."""
-    tab = browser.new_page()
-    yield tab
-    tab.close()
+def light_peft_run(tmp_path_factory: pytest.TempPathFactory, tiny_bert_dir: Path) -> RunDirectory:
+    """A real Light-PEFT study (2 trials, half the heads pruned) whose trial 0 was audited as a user would:
+    `autopeft audit run --trial 0`, with the run directory given relative to the working directory."""
+    folder = tmp_path_factory.mktemp("light_peft_study")
+    space = write_space(folder, tiny_bert_dir, trials=2, methods=LIGHT_PEFT)
+    assert main(["search", str(space), "--out", str(folder / "run"), "--quiet"]) == 0
+    with contextlib.chdir(folder):
+        assert main(["audit", "run", "--trial", "0", "--quiet", "--no-cache", "--spectrum", "top"]) == 0
+    return RunDirectory.existing(folder / "run")
 
 
 @pytest.fixture(scope="session")

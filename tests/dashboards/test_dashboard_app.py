@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Response, expect
 
+from autopeft.dashboards.run_source import RunSource
 from autopeft.dashboards.server import DashboardServer
 from autopeft.storage.run_directory import RunDirectory
 
@@ -23,6 +28,34 @@ def complete_trials(run_dir: RunDirectory) -> list[int]:
 def open_dashboard(page: Page, url: str) -> None:
     page.goto(url)
     page.wait_for_selector(MARKERS, timeout=SLOW)
+
+
+@contextlib.contextmanager
+def serving(run: Path) -> Iterator[DashboardServer]:
+    """The dashboard of the run directory `run`, stopped on exit."""
+    server = DashboardServer(RunSource.open(run), "127.0.0.1", 0, refresh_seconds=60).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def server_errors(page: Page) -> list[str]:
+    """The URLs the page gets a 5xx answer from, collected from now on."""
+    errors: list[str] = []
+
+    def record(response: Response) -> None:
+        if response.status >= 500:
+            errors.append(f"{response.status} {response.url}")
+
+    page.on("response", record)
+    return errors
+
+
+def choose_trial(page: Page, number: int) -> None:
+    """Pick trial `number` as the first trial, as a user does with the dropdown."""
+    page.locator("#trial-a").click()
+    page.locator("[role=option]", has_text=f"trial {number} (").click()
 
 
 def click_first_marker(page: Page) -> int:
@@ -99,3 +132,36 @@ def test_audit_button_computes_the_audit_and_the_view_renders_spectra(
     expect(page.locator("#intruders .gtitle")).to_contain_text("Intruder dimensions")
     expect(page.locator("#entanglement .gtitle")).to_contain_text("Entanglement profile of")
     page.screenshot(path=screenshots / "dashboard_audit.png", full_page=True)
+
+
+def test_spectra_of_an_audited_light_peft_trial_render_without_server_errors(
+    page: Page, light_peft_run: RunDirectory, screenshots: Path
+) -> None:
+    errors = server_errors(page)
+    with serving(light_peft_run.root) as server:
+        open_dashboard(page, server.url)
+        choose_trial(page, 0)
+        expect(page.locator("#spectra .gtitle")).to_contain_text("Singular values of", timeout=SLOW)
+        expect(page.locator("#spectra .scatterlayer .trace")).to_have_count(3)
+        page.screenshot(path=screenshots / "dashboard_light_peft_audit.png", full_page=True)
+    assert errors == []
+
+
+def test_an_audit_whose_base_cannot_be_read_back_shows_why_in_the_spectra_view(
+    page: Page, light_peft_run: RunDirectory, tmp_path: Path
+) -> None:
+    copy = Path(shutil.copytree(light_peft_run.root, tmp_path / "run"))
+    audit_file = copy / "trials" / "0" / "audit.json"
+    written = json.loads(audit_file.read_text())
+    written["meta"]["base"] = "<BertForSequenceClassification>"
+    audit_file.write_text(json.dumps(written))
+    errors = server_errors(page)
+    with serving(copy) as server:
+        open_dashboard(page, server.url)
+        choose_trial(page, 0)
+        title = page.locator("#spectra .gtitle")
+        expect(title).to_contain_text("Spectra of", timeout=SLOW)
+        expect(page.locator("#entanglement .gtitle")).to_contain_text("Entanglement profile of")
+        shown = "".join((title.text_content() or "").split())  # wrapped lines join without spaces
+        assert "meta.base:expectedtheauditedbasemodel'sfolder" in shown
+    assert errors == []

@@ -9,11 +9,12 @@ import optuna
 import pytest
 
 from autopeft.dashboards.hypervolume_plot import hypervolume_info
-from autopeft.dashboards.pareto_plot import pareto_figure, pareto_info
+from autopeft.dashboards.pareto_plot import ParetoInfo, ParetoPoint, pareto_figure, pareto_info
 from autopeft.dashboards.plan_heatmap import plan_heatmap_figure, plan_heatmap_info
 from autopeft.dashboards.run_source import RunSource
 from autopeft.dashboards.trial_details import trial_details
 from autopeft.errors import ConfigError
+from autopeft.objectives import Direction
 from autopeft.pareto.hypervolume import hypervolume
 from autopeft.storage.run_directory import RunDirectory
 
@@ -49,6 +50,31 @@ def test_pareto_figure_marks_front_dominated_and_violators(run_dir: RunDirectory
     assert sum(len(t.x) for t in markers) == sum(1 for r in rows if r.values)
     infeasible = sorted(r.number for r in rows if r.values and not r.feasible)
     assert sorted(markers[2].customdata) == infeasible and markers[2].marker.symbol == "x"
+
+
+@pytest.mark.parametrize("x_direction", ["maximize", "minimize"])
+@pytest.mark.parametrize("y_direction", ["maximize", "minimize"])
+def test_front_is_drawn_as_the_edge_of_the_region_it_dominates(
+    x_direction: Direction, y_direction: Direction
+) -> None:
+    sign = {"maximize": 1.0, "minimize": -1.0}
+    sx, sy = sign[x_direction], sign[y_direction]
+
+    def point(number: int, better_x: float, better_y: float, on_front: bool) -> ParetoPoint:
+        return ParetoPoint(number, sx * better_x, sy * better_y, on_front, True, "")
+
+    front = [point(0, 1, 3, True), point(1, 2, 2, True), point(2, 3, 1, True)]
+    projected_inside = point(3, 1.5, 1.5, True)  # on the front of all objectives, dominated in this plane
+    dominated = point(4, 0.5, 0.5, False)
+    info = ParetoInfo("x", "y", x_direction, y_direction, (*front, projected_inside, dominated), 3)
+    line = next(t for t in pareto_figure(info).data if t.mode == "lines")
+    corners = list(zip(line.x, line.y, strict=True))  # in the order plotly joins them
+    assert corners == sorted((p.x, p.y) for p in front)
+    for (x0, y0), (x1, y1) in itertools.pairwise(corners):
+        # the bend between two corners is the worse x and the worse y of the two: the region's edge
+        worse_x, worse_y = min((x0, x1), key=lambda v: sx * v), min((y0, y1), key=lambda v: sy * v)
+        bend = {"hv": (x1, y0), "vh": (x0, y1)}.get(line.line.shape)
+        assert bend == (worse_x, worse_y), (line.line.shape, (x0, y0), (x1, y1))
 
 
 def test_unknown_objective_is_a_config_error(run_dir: RunDirectory) -> None:

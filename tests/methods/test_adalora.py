@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
+import pytest
 import torch
 from peft import PeftModel
 
@@ -63,3 +65,46 @@ def test_exported_lora_reproduces_the_adalora_outputs(tiny_bert_dir: Path, tmp_p
         assert torch.allclose(reloaded(**batch).logits, expected, atol=1e-5)
     assert reloaded.peft_config["default"].peft_type.value == "LORA"
     assert sum(a.rank for a in final_plan.adapted) <= 4 * len(plan.adapted)
+
+
+def test_head_and_every_factor_get_gradients_and_change_at_every_step(tiny_bert_dir: Path) -> None:
+    plan = plan_for(2, {"adalora": ADALORA}, MODULES, rank=8)
+    loop = hand_loop(tiny_bert_dir, plan, total_steps=20, lr=5e-3)
+    trainable = {name: p for name, p in loop.model.named_parameters() if p.requires_grad}
+    optimized = {id(p) for group in loop.optimizer.param_groups for p in group["params"]}
+    kinds = Counter(name.split(".")[-2] if "lora_" in name else name.split(".")[-3] for name in trainable)
+    assert kinds == {"lora_A": 8, "lora_E": 8, "lora_B": 8, "modules_to_save": 2}
+    assert {id(p) for p in trainable.values()} == optimized
+    moving = {name: p for name, p in trainable.items() if "lora_E" not in name}  # masking may zero E again
+    batches = loop.split.shuffled_forever(8, CPU, seed=1)
+    for step in range(20):
+        loop.forward_backward(step, next(batches))
+        assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in trainable.values()), step
+        before = {name: p.detach().clone() for name, p in moving.items()}
+        loop.update(step)
+        assert all(not torch.equal(before[name], p) for name, p in moving.items()), step
+    kept = sum(int(torch.count_nonzero(p)) for name, p in trainable.items() if "lora_E" in name)
+    assert 0 < kept <= 4 * len(plan.adapted)  # E starts at 0: the kept triplets have learned a value
+
+
+def _distance_from_orthonormal(rows: torch.Tensor) -> torch.Tensor:
+    """||R Rᵀ - I||_F (unsquared, as peft's regulariser) for the (r, d) factor R: A, or Bᵀ."""
+    return torch.linalg.matrix_norm(rows @ rows.T - torch.eye(len(rows)))
+
+
+def test_the_loss_carries_the_orthogonality_regulariser(tiny_bert_dir: Path) -> None:
+    plan = plan_for(2, {"adalora": {**ADALORA, "orth_reg_weight": 0.3}}, MODULES, rank=8)
+    loop = hand_loop(tiny_bert_dir, plan, total_steps=20)
+    batch = next(loop.split.shuffled_forever(8, CPU, seed=2))
+    with torch.no_grad():
+        output = loop.model(**batch)
+        distances = [
+            _distance_from_orthonormal(p if "lora_A" in name else p.T)
+            for name, p in loop.model.named_parameters()
+            if "lora_A" in name or "lora_B" in name
+        ]
+    cross_entropy = torch.nn.functional.cross_entropy(output.logits, batch["labels"])
+    assert len(distances) == 16
+    assert float(output.loss - cross_entropy) == pytest.approx(
+        0.3 * float(torch.stack(distances).mean()), rel=1e-4
+    )

@@ -125,3 +125,30 @@ def test_ist_with_adalora_is_rejected_naming_both(tiny_bert: torch.nn.Module) ->
     plan = plan_for(2, {"ist": IST, "adalora": {}})
     with pytest.raises(PlanError, match="methods.ist: cannot be combined with 'adalora'"):
         ResolvedPlan.resolve(plan, ModelLayout.from_model(tiny_bert))
+
+
+def _head(model: torch.nn.Module) -> dict[str, torch.nn.Parameter]:
+    """The trained copy of the classifier head (peft's `modules_to_save`)."""
+    return {name: p for name, p in model.named_parameters() if "modules_to_save" in name}
+
+
+def test_the_head_gets_a_gradient_and_changes_at_every_step(deep_bert_dir: Path) -> None:
+    loop = hand_loop(deep_bert_dir, plan_for(8, {"ist": IST}), total_steps=12)
+    head = _head(loop.model)
+    optimized = {id(p) for group in loop.optimizer.param_groups for p in group["params"]}
+    assert len(head) == 2 and {id(p) for p in head.values()} <= optimized
+    batches = loop.split.shuffled_forever(8, CPU, seed=4)
+    for step in range(12):  # roll-outs at steps 3, 6 and 9
+        loop.forward_backward(step, next(batches))
+        assert all(p.requires_grad and p.grad is not None and p.grad.abs().sum() > 0 for p in head.values())
+        before = {name: p.detach().clone() for name, p in head.items()}
+        loop.update(step)
+        assert all(not torch.equal(before[name], p) for name, p in head.items()), step
+
+
+def test_every_block_is_trained_in_a_run_though_each_step_trains_two(deep_bert_dir: Path) -> None:
+    loop = hand_loop(deep_bert_dir, plan_for(8, {"ist": IST}), total_steps=40)
+    loop.run(40)
+    assert all(count > 0 for count in loop.controller.active_counts)  # type: ignore[attr-defined]
+    lora_b = {name: p for name, p in loop.model.named_parameters() if "lora_B" in name}
+    assert len(lora_b) == 16 and all(torch.count_nonzero(p) > 0 for p in lora_b.values())  # B starts at 0

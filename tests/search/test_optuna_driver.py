@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -54,8 +58,6 @@ def test_study_has_the_spaces_directions_and_every_trial_attribute(minilm_run: t
 def test_rerunning_to_six_trials_adds_exactly_two(minilm_run: tuple[Path, Path], tmp_path: Path) -> None:
     space, run = minilm_run
     copy = tmp_path / "run"
-    import shutil
-
     shutil.copytree(run, copy)
     assert main(["search", str(space), "--out", str(copy), "--trials", "6", "--quiet"]) == 0
     study = RunDirectory(copy).load_study()
@@ -93,10 +95,60 @@ def test_show_prints_the_front_as_json_and_table(
     rows = json.loads(capsys.readouterr().out)
     assert any(r["on_front"] for r in rows)
     assert all(set(r["values"]) == {"task_metric", "trainable_parameters"} for r in rows)
+    assert all(set(r) == set(JSON_KEYS) for r in rows)
     assert main(["show", str(run)]) == 0
     table = capsys.readouterr().out
     front = [r for r in rows if r["on_front"]]
     assert f"Pareto front of space ({len(front)} of 4 trials)" in table
+    assert main(["show", str(run), "--all"]) == 0
+    assert (
+        f"Complete trials of space, Pareto front marked ({len(rows)} of 4 trials)" in capsys.readouterr().out
+    )
+
+
+JSON_KEYS = (
+    "number",
+    "state",
+    "values",
+    "planned_trainable_parameters",
+    "summary",
+    "feasible",
+    "on_front",
+    "reason",
+)
+
+
+def test_resuming_a_finished_search_leaves_the_journal_unchanged(
+    minilm_run: tuple[Path, Path], tmp_path: Path
+) -> None:
+    space, run = minilm_run
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    journal = (copy / "study.journal").read_bytes()
+    assert main(["search", str(space), "--out", str(copy), "--quiet"]) == 0
+    assert (copy / "study.journal").read_bytes() == journal
+
+
+def test_without_a_terminal_each_dev_evaluation_logs_one_line(
+    tmp_path: Path,
+    tiny_bert_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    space = write_space(tmp_path, tiny_bert_dir, trials=2)
+    monkeypatch.setattr(sys, "stderr", io.StringIO())  # output that is not a terminal, as under nohup or CI
+    with caplog.at_level(logging.INFO, logger="autopeft"):
+        assert main(["search", str(space), "--out", str(tmp_path / "run")]) == 0
+    pattern = re.compile(r"trial (\d+): step (\d+)/(\d+) task_metric=(\S+) \((\d+\.\d) s\)")
+    logged = [m.groups() for m in map(pattern.fullmatch, caplog.messages) if m]
+    study = RunDirectory(tmp_path / "run").load_study()
+    expected = [
+        (str(t.number), str(int(point["step"])), "6", f"{point['task_metric']:.4g}")
+        for t in study.trials
+        for point in t.user_attrs["curve"]
+    ]
+    assert len(expected) == 4  # two trials, two evaluations each
+    assert [groups[:4] for groups in logged] == expected
 
 
 def test_ctrl_c_leaves_the_study_consistent_and_resumes(tmp_path: Path, tiny_bert_dir: Path) -> None:
@@ -124,6 +176,8 @@ def test_ctrl_c_leaves_the_study_consistent_and_resumes(tmp_path: Path, tiny_ber
     study = RunDirectory(run).load_study()
     assert all(t.state != optuna.trial.TrialState.RUNNING for t in study.trials)
     assert study.trials[-1].user_attrs["reason"] == "interrupted"
+    metrics = json.loads((run / "trials" / str(study.trials[-1].number) / "metrics.json").read_text())
+    assert (metrics["state"], metrics["reason"]) == ("failed", "interrupted")
     short = space.read_text().replace("steps: 400", "steps: 4")
     space.write_text(short)
     assert (
