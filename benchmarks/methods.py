@@ -11,7 +11,7 @@ learned yet (AdaLoRA and IST at ratio 0.25 after 100 steps at lr 1e-3, see bench
 On MiniLM's 6 blocks IST's ratio 0.25 trains floor(0.25 * 6) = 1 block per step.
 
     python benchmarks/methods.py --steps 150
-    python benchmarks/methods.py --steps 100 --only adalora,ist_0.25 --evaluations 5 --threads 1
+    python benchmarks/methods.py --steps 100 --only adalora,ist_0.25 --evaluations 5 --trace --threads 1
 """
 
 from __future__ import annotations
