@@ -13,7 +13,7 @@ import torch
 from peft import PeftModel
 
 from autopeft.errors import CheckpointError, ConfigError
-from autopeft.models import load_classifier, load_tokenizer, resolve_model_path
+from autopeft.models import load_causal_lm, load_classifier, load_tokenizer, resolve_model_path
 from autopeft.plan import PeftPlan
 from autopeft.pruning.artifact import base_for_adapter
 from autopeft.storage.atomic_files import read_json
@@ -112,15 +112,32 @@ def _check_out(out: Path) -> None:
 def load_exported(base: str | Path | torch.nn.Module, folder: str | Path, num_labels: int = 2) -> PeftModel:
     """Load an exported (or trial) adapter on its base model, the way the trial trained it.
 
-    A Light-PEFT adapter ships its pruning plan (`autopeft.pruning.artifact`): its heads and neurons are removed
-    from the original checkpoint first (the checkpoint files are never modified), since the adapter fits only the pruned shapes.
+    The adapter config's `task_type` says which model to build from a base folder or name: a causal LM with its
+    own LM head for `CAUSAL_LM` (instruction tuning), else a classifier with `num_labels` outputs (its trained
+    head comes from the adapter). A Light-PEFT adapter ships its pruning plan (`autopeft.pruning.artifact`): its
+    heads and neurons are removed from the original checkpoint first (the checkpoint files are never modified),
+    since the adapter fits only the pruned shapes.
     """
     folder = Path(folder)
-    if not (folder / "adapter_config.json").is_file():
+    config_path = folder / "adapter_config.json"
+    if not config_path.is_file():
         raise CheckpointError(f"{folder}: expected a PEFT adapter folder with adapter_config.json")
     if isinstance(base, torch.nn.Module):
         model = base
     else:
         path = resolve_model_path(str(base))
-        model = load_classifier(path, num_labels, load_tokenizer(path).pad_token_id)
+        pad_token_id = load_tokenizer(path).pad_token_id
+        if _task_type(config_path) == "CAUSAL_LM":
+            model = load_causal_lm(path, pad_token_id)
+        else:
+            model = load_classifier(path, num_labels, pad_token_id)
     return PeftModel.from_pretrained(base_for_adapter(model, folder), folder)
+
+
+def _task_type(config_path: Path) -> str | None:
+    """The `task_type` an adapter config records (None when it records none)."""
+    config = read_json(config_path)
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{config_path}: expected a JSON object (a PEFT adapter config)")
+    task_type = config.get("task_type")
+    return str(task_type) if task_type is not None else None

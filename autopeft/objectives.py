@@ -65,10 +65,9 @@ class ObjectiveConfig(BaseModel):
         return task.metric_direction if self.name == "task_metric" else OBJECTIVES[self.name][0]
 
 
-def check_objectives(objectives: Sequence[ObjectiveConfig], task: TaskConfig, sampler: str) -> None:
-    """`task_metric` goes the way its metric does; `forgetting` needs a causal LM (an instruction task); a
-    minimised `task_metric` needs a sampler that reads the study's directions (the default `autopeft`
-    sampler models the task metric as maximised). Raises `ValueError` naming the objective's key."""
+def check_objectives(objectives: Sequence[ObjectiveConfig], task: TaskConfig) -> None:
+    """`task_metric` goes the way its metric does; `forgetting` needs a causal LM (an instruction task).
+    Raises `ValueError` naming the objective's key."""
     for index, objective in enumerate(objectives):
         natural = task.metric_direction
         if objective.name == "task_metric" and objective.direction not in (None, natural):
@@ -81,11 +80,4 @@ def check_objectives(objectives: Sequence[ObjectiveConfig], task: TaskConfig, sa
             raise ValueError(
                 f"objectives[{index}].name: 'forgetting' is measured on instruction tasks (sft, demo_sft); "
                 f"task '{task.name}' trains a classifier"
-            )
-        minimised = objective.name == "task_metric" and objective.resolved_direction(task) == "minimize"
-        if minimised and sampler == "autopeft":
-            raise ValueError(
-                f"sampler.name: 'autopeft' maximises task_metric, which objectives[{index}] minimises "
-                f"(task metric {task.resolved_metric}); expected sampler nsga2, tpe, gp or random, or "
-                "a metric that is maximised (exact_match, choice_accuracy)"
             )

@@ -213,7 +213,7 @@ class SearchSpace(BaseModel):
 
     @model_validator(mode="after")
     def _objectives_fit_the_task(self) -> SearchSpace:
-        check_objectives(self.objectives, self.task, self.sampler.name)
+        check_objectives(self.objectives, self.task)
         return self
 
     @classmethod

@@ -10,7 +10,6 @@ of every study through `write_report`.
 from __future__ import annotations
 
 import html
-import logging
 from pathlib import Path
 
 import optuna
@@ -35,8 +34,6 @@ from autopeft.pareto import TrialRow
 from autopeft.storage.atomic_files import write_text_atomic
 from autopeft.storage.run_directory import RunDirectory
 
-logger = logging.getLogger(__name__)
-
 STYLE = """body{font-family:sans-serif;margin:16px;max-width:1400px}table{border-collapse:collapse}
 td,th{border:1px solid #ddd;padding:2px 6px;text-align:right}.row{display:flex;flex-wrap:wrap;gap:12px}
 .row>div{flex:1 1 560px;min-width:0}section.trial{border-top:2px solid #ccc;margin-top:24px}
@@ -54,7 +51,6 @@ def write_report(run_dir: RunDirectory, out: Path) -> Path:
     source = RunSource.open(run_dir.root)
     study = source.study(str(source.default_study()))
     write_text_atomic(Path(out), report_html(source, study))
-    logger.info("report written to %s", out)
     return Path(out)
 
 

@@ -77,7 +77,6 @@ class AdaloraController(MethodController):
         tfinal = max(1, round(config.final_fraction * total_steps))
         tinit = min(round(config.initial_fraction * total_steps), max(0, total_steps - tfinal - 1))
         return AdaLoraConfig(
-            task_type="SEQ_CLS",
             target_modules=lora["target_modules"],
             modules_to_save=lora["modules_to_save"],
             init_r=init_r,
@@ -165,9 +164,10 @@ def adalora_to_lora(model: PeftModel, plan: PeftPlan, layout: ModelLayout) -> tu
         for name, module in model.named_modules()
         if isinstance(module, ModulesToSaveWrapper)
     }
+    task_type = model.peft_config[_ADAPTER].task_type
     base = model.unload()
     lora_model = get_peft_model(
-        base, LoraConfig(task_type="SEQ_CLS", **final_plan.lora_config_kwargs(layout))
+        base, LoraConfig(task_type=task_type, **final_plan.lora_config_kwargs(layout))
     )
     with torch.no_grad():
         for name, module in lora_model.named_modules():

@@ -61,7 +61,13 @@ class ResolvedPlan:
         """The trainable parameters expected after training (below `cost` when a method prunes the adapter)."""
         return self.cost * self.methods.expected_share()
 
-    def peft_config(self, total_steps: int) -> PeftConfig:
-        """LoRA with exact module names, unless a method of the plan supplies its own config (AdaLoRA)."""
-        lora = LoraConfig(task_type="SEQ_CLS", **self.plan.lora_config_kwargs(self.layout))
-        return self.methods.peft_config(self.plan, self.layout, total_steps) or lora
+    def peft_config(self, total_steps: int, task_type: str) -> PeftConfig:
+        """LoRA with exact module names, unless a method of the plan supplies its own config (AdaLoRA).
+
+        `task_type` is peft's name for what the model does (`SEQ_CLS`, `CAUSAL_LM`): it picks peft's model
+        wrapper, and with it the heads trained beside the adapters."""
+        config = self.methods.peft_config(self.plan, self.layout, total_steps)
+        if config is None:
+            config = LoraConfig(**self.plan.lora_config_kwargs(self.layout))
+        config.task_type = task_type
+        return config

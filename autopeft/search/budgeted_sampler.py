@@ -191,17 +191,24 @@ class BudgetedParetoSampler(optuna.samplers.BaseSampler):
         history = _History(study, self)
         rule = ParetoStoppingRule(_PLANE, (1,), MIN_COMPLETE_TRIALS, self.stop_quantile)  # 1: task metric
         cost = self.facts(dict(trial.params)).expected
-        return rule.stops((cost, task_metric), history.progress(checkpoint), history.front_points)
+        quality = history.sign * task_metric
+        return rule.stops((cost, quality), history.progress(checkpoint), history.front_points)
 
 
 class _History:
     """The study's finished trials as the sampler needs them (complete ones, and pruned ones with an estimated
-    final metric)."""
+    final metric).
+
+    Every task metric is read as a quality, higher is better: the metric itself when the study maximises it
+    (accuracy, exact match), its negative when the study minimises it (a decoder's reply loss, perplexity), so
+    the model, the front and the stopping rule have one orientation."""
 
     def __init__(self, study: optuna.Study, sampler: BudgetedParetoSampler) -> None:
         names = list(study.metric_names or [])
         self.metric_index = names.index(METRIC) if METRIC in names else 0
         self.cost_index = names.index(COST) if COST in names else None
+        maximised = study.directions[self.metric_index] == StudyDirection.MAXIMIZE
+        self.sign = 1.0 if maximised else -1.0
         trials = study.get_trials(deepcopy=False)
         self.tried_keys = {_key(t.params) for t in trials if t.state != TrialState.RUNNING}
         self.finished = [t for t in trials if t.state in _FINISHED]
@@ -212,14 +219,18 @@ class _History:
 
     def _observations(self) -> tuple[list[Params], list[float]]:
         params = [dict(t.params) for t in self.complete]
-        metrics = [t.values[self.metric_index] for t in self.complete]
+        metrics = [self.quality(t) for t in self.complete]
         for trial in self.finished:
             curve = trial.user_attrs.get("curve") or []
             gains = self.gains(len(curve) - 1)
             if trial.state == TrialState.PRUNED and curve and gains:
                 params.append(dict(trial.params))
-                metrics.append(curve[-1][METRIC] + float(np.median(gains)))
+                metrics.append(self.sign * curve[-1][METRIC] + float(np.median(gains)))
         return params, metrics
+
+    def quality(self, trial: FrozenTrial) -> float:
+        """The trial's final task metric, oriented so that higher is better."""
+        return self.sign * float(trial.values[self.metric_index])
 
     def cost_of(self, trial: FrozenTrial) -> float:
         """The measured cost when it is an objective (Light-PEFT prunes below its budget), else the
@@ -231,15 +242,13 @@ class _History:
     @cached_property
     def front_points(self) -> list[tuple[float, float]]:
         feasible = [t for t in self.complete if all(v <= 0 for v in t.constraints.values())]
-        points = [(self.cost_of(t), t.values[self.metric_index]) for t in feasible]
+        points = [(self.cost_of(t), self.quality(t)) for t in feasible]
         return [p for p in points if not any(o[0] <= p[0] and o[1] >= p[1] and o != p for o in points)]
 
     @property
     def front_params(self) -> list[Params]:
         front = set(self.front_points)
-        return [
-            dict(t.params) for t in self.complete if (self.cost_of(t), t.values[self.metric_index]) in front
-        ]
+        return [dict(t.params) for t in self.complete if (self.cost_of(t), self.quality(t)) in front]
 
     @property
     def front_costs(self) -> list[float]:
@@ -255,7 +264,7 @@ class _History:
         for trial in self.complete:
             curve = trial.user_attrs.get("curve") or []
             if 0 <= checkpoint < len(curve) - 1:
-                found.append(((curve[checkpoint][METRIC],), (trial.values[self.metric_index],)))
+                found.append(((self.sign * curve[checkpoint][METRIC],), (self.quality(trial),)))
         return found
 
     def gains(self, checkpoint: int) -> list[float]:

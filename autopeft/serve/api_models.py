@@ -78,6 +78,7 @@ class JobOut(BaseModel):
     exit_code: int | None
     stopping: bool
     restarts: int
+    ray_submission_id: str | None = Field(default=None, description="The Ray job's id (--ray-address).")
 
     @classmethod
     def of(cls, record: JobRecord) -> JobOut:
@@ -100,6 +101,7 @@ class JobOut(BaseModel):
             exit_code=record.exit_code,
             stopping=record.stop_requested_at is not None and record.state == "running",
             restarts=record.restarts or 0,
+            ray_submission_id=record.ray_submission_id,
         )
 
 

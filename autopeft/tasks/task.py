@@ -27,6 +27,7 @@ from autopeft.tasks.instruction_task import InstructionTask, load_instruction_ta
 from autopeft.tasks.metrics import METRICS
 from autopeft.tasks.task_config import TaskConfig
 from autopeft.tasks.tokenized_split import Example, TokenizedSplit
+from autopeft.tasks.verbalized_task import verbalized_task
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -97,6 +98,11 @@ def load_task(config: TaskConfig, base_dir: Path, seed: int = 0) -> Task | Instr
 
     Every file is checked before it is used: a classification training file must hold examples of at least two
     classes (a one-class head would score a perfect, meaningless metric) and a dev file at least one example."""
+    if config.verbalizer is not None:
+        task = load_classification_task(
+            config.model_copy(update={"verbalizer": None, "metric": None}), base_dir, seed
+        )
+        return verbalized_task(task.name, task.labels, task.train, task.dev, config)
     if config.is_instruction:
         return load_instruction_task(config, base_dir, seed)
     return load_classification_task(config, base_dir, seed)

@@ -48,6 +48,13 @@ class TaskConfig(BaseModel):
     dev_file: str | None = Field(default=None, description="Dev file: CSV/JSONL (file), JSONL (sft).")
     text_columns: tuple[str, ...] = Field(default=("text",), min_length=1, max_length=2)
     label_column: str = Field(default="label")
+    verbalizer: tuple[str, ...] | None = Field(
+        default=None,
+        min_length=2,
+        description="Read a classification task (demo, GLUE, file, hub) as an instruction task for a causal "
+        "LM: one word per label, in label order (sst2: [negative, positive]); the reply trained and the "
+        "options scored by likelihood (metric choice_accuracy by default).",
+    )
     metric: MetricName | None = Field(
         default=None,
         description="Overrides the default (accuracy or the GLUE task's; loss for sft, exact_match for "
@@ -80,7 +87,7 @@ class TaskConfig(BaseModel):
     @classmethod
     def _metric_fits_the_kind(cls, metric: str | None, info: ValidationInfo) -> str | None:
         """A metric of the other task kind is an error, not silently ignored."""
-        instruction = info.data.get("name") in INSTRUCTION_TASKS
+        instruction = _is_instruction(info.data)
         allowed = INSTRUCTION_METRICS if instruction else CLASSIFICATION_METRICS
         if metric is not None and metric not in allowed:
             kind = "an instruction" if instruction else "a classification"
@@ -93,8 +100,10 @@ class TaskConfig(BaseModel):
         """Settings of instruction tasks are refused elsewhere (they would be ignored); their defaults pass, so
         a stored space (every key written out) reads back."""
         default = cls.model_fields[str(info.field_name)].default
-        if value != default and info.data.get("name") not in INSTRUCTION_TASKS:
-            raise ValueError(f"only instruction tasks ({', '.join(INSTRUCTION_TASKS)}) use it")
+        if value != default and not _is_instruction(info.data):
+            raise ValueError(
+                f"only instruction tasks ({', '.join(INSTRUCTION_TASKS)}, or a task with a verbalizer) use it"
+            )
         return value
 
     @field_validator("answer_pattern")
@@ -103,7 +112,10 @@ class TaskConfig(BaseModel):
         name, metric = info.data.get("name"), info.data.get("metric")
         if pattern is None:
             return pattern
-        if (metric or _INSTRUCTION_DEFAULT_METRICS.get(str(name))) != "exact_match":
+        default = (
+            "choice_accuracy" if info.data.get("verbalizer") else _INSTRUCTION_DEFAULT_METRICS.get(str(name))
+        )
+        if (metric or default) != "exact_match":
             raise ValueError("only metric exact_match uses it")
         try:
             re.compile(pattern)
@@ -111,17 +123,35 @@ class TaskConfig(BaseModel):
             raise ValueError(f"not a regular expression ({error})") from None
         return pattern
 
+    @field_validator("verbalizer")
+    @classmethod
+    def _verbalizer_fits(cls, words: tuple[str, ...] | None, info: ValidationInfo) -> tuple[str, ...] | None:
+        if words is None:
+            return words
+        if info.data.get("name") in INSTRUCTION_TASKS:
+            raise ValueError(f"task '{info.data.get('name')}' is an instruction task already; expected none")
+        if any(not word.strip() for word in words) or len(set(words)) != len(words):
+            raise ValueError(f"expected distinct non-empty words, one per label, got {list(words)}")
+        return words
+
     @property
     def is_instruction(self) -> bool:
-        """True for tasks that tune a causal LM on replies (sft, demo_sft)."""
-        return self.name in INSTRUCTION_TASKS
+        """True for tasks that tune a causal LM on replies (sft, demo_sft, a task with a verbalizer)."""
+        return _is_instruction(self.model_dump())
 
     @property
     def resolved_metric(self) -> str | None:
         """The metric given, else the instruction task's default (None: the classification task's own)."""
+        if self.metric is None and self.verbalizer is not None:
+            return "choice_accuracy"
         return self.metric or _INSTRUCTION_DEFAULT_METRICS.get(self.name)
 
     @property
     def metric_direction(self) -> Direction:
         """Losses are minimised, every other metric maximised: the default direction of `task_metric`."""
         return "minimize" if self.resolved_metric in MINIMISED_METRICS else "maximize"
+
+
+def _is_instruction(data: dict[str, object]) -> bool:
+    """An instruction task by name, or a classification task read through a verbalizer."""
+    return data.get("name") in INSTRUCTION_TASKS or data.get("verbalizer") is not None

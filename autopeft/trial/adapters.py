@@ -33,8 +33,7 @@ def apply_plan(
     layout = ModelLayout.from_model(model, model_name)
     plan.validate_for(layout)
     resolved = ResolvedPlan.resolve(plan, layout, methods)
-    config = resolved.peft_config(total_steps)
-    config.task_type = task_type
+    config = resolved.peft_config(total_steps, task_type)
     peft_model = get_peft_model(model, config)
     expected = {module.name for module in resolved.adapted_modules}
     adapted = {
@@ -51,14 +50,3 @@ def apply_plan(
                 f"plan counts {resolved.trainable_parameters} trainable parameters, peft built {built}"
             )
     return peft_model, resolved.layout
-
-
-def record_task_type(model: PeftModel, task_type: str, head_names: tuple[str, ...]) -> None:
-    """Make the saved adapter config say what the adapter was trained for: `task_type`, and the heads it
-    trains (`head_names`, from the model layout). Only an adapter that a method rebuilt with another type
-    (AdaLoRA's conversion to LoRA builds a `SEQ_CLS` one, whose wrapper lists `classifier` and `score` as
-    heads) is changed; every other config already says so."""
-    for config in model.peft_config.values():
-        if config.task_type != task_type:
-            config.task_type = task_type
-            config.modules_to_save = list(head_names) or None  # type: ignore[attr-defined]

@@ -30,7 +30,7 @@ from autopeft.plan import PeftPlan
 from autopeft.storage.atomic_files import write_json_atomic
 from autopeft.tasks.task import TaskConfig, load_task
 from autopeft.tasks.task_kind import DevSplit, TaskKind, TrainingSplit
-from autopeft.trial.adapters import apply_plan, record_task_type
+from autopeft.trial.adapters import apply_plan
 from autopeft.trial.evaluation_points import EvaluationPoints, TrialState
 from autopeft.trial.peak_memory import PeakMemoryMeter
 from autopeft.trial.phase_services import PhaseServices
@@ -161,7 +161,6 @@ class TrialRun:
         batch_size = self.budget.eval_batch_size
         inference_speed = self.dev_split.inference_speed(final_model, batch_size, self.device)
         task_measurements = self.dev_split.final_metrics(final_model, batch_size, self.device)
-        record_task_type(final_model, self.task.peft_task_type, prepared.layout.head_names)
         self._save(final_model)
         tokens, seconds = services.tokens + loop.tokens, services.seconds + loop.train_seconds
         metrics = {

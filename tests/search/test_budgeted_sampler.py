@@ -127,6 +127,31 @@ def test_a_trial_whose_intermediate_metric_cannot_reach_the_front_is_stopped() -
     assert not reporter.should_stop()
 
 
+def test_a_minimised_task_metric_is_searched_as_the_mirror_of_a_maximised_one() -> None:
+    """A decoder's reply loss is minimised: the sampler must propose what it proposes for the negated metric
+    maximised, and stop the same trial (a sampler that ignored the direction would chase the worst loss)."""
+    proposals: dict[str, list[dict[str, Any]]] = {}
+    for direction, sign in (("maximize", 1.0), ("minimize", -1.0)):
+        study = optuna.create_study(
+            directions=[direction, "minimize"], sampler=BudgetedParetoSampler(probe, seed=3)
+        )
+        study.set_metric_names(["task_metric", "trainable_parameters"])
+        proposed = proposals.setdefault(direction, [])
+        for _ in range(8):
+            trial = study.ask(SPACE)
+            proposed.append(dict(trial.params))
+            value = sign * metric(trial.params)
+            curve = [{"task_metric": value - sign * 0.05}, {"task_metric": value}]
+            trial.set_user_attr("curve", curve)
+            study.tell(trial, [value, probe(trial.params).trainable_parameters])
+        study.enqueue_trial({"rank.query": 16, "rank.value": 16, "layers.top": 2}, skip_if_exists=False)
+        reporter = OptunaReporter(study.ask(SPACE), single_objective=False)
+        reporter.report(4, {"task_metric": sign * 0.3})  # far worse than every trial seen, either way
+        assert reporter.should_stop()
+    assert proposals["maximize"] == proposals["minimize"]
+    assert len({tuple(sorted(p.items())) for p in proposals["minimize"]}) == 8
+
+
 def test_method_signals_change_the_proposals_towards_important_modules() -> None:
     def proposals(signals: dict[str, float]) -> list[dict[str, Any]]:
         found = []

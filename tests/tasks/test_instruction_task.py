@@ -120,15 +120,11 @@ def test_task_metric_goes_the_way_its_metric_does(task: str, direction: str) -> 
             _space("{name: demo}", "[{name: task_metric}, {name: forgetting}]"),
             "objectives[1].name: 'forgetting' is measured on instruction tasks (sft, demo_sft)",
         ),
-        (
-            _space("{name: demo_sft, metric: loss}", sampler="autopeft"),
-            "sampler.name: 'autopeft' maximises task_metric, which objectives[0] minimises (task metric loss)",
-        ),
         (_space("{name: demo, metric: loss}"), "task.metric: 'loss' does not score a classification task"),
         (_space("{name: demo_sft, metric: f1}"), "task.metric: 'f1' does not score an instruction task"),
         (
             _space("{name: demo, packing: true}"),
-            "task.packing: only instruction tasks (sft, demo_sft) use it",
+            "task.packing: only instruction tasks (sft, demo_sft, or a task with a verbalizer) use it",
         ),
         (
             _space("{name: demo_sft, metric: loss, answer_pattern: x}"),

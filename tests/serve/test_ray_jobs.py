@@ -1,0 +1,84 @@
+"""`autopeft serve --ray-address`: a search job submitted to a real `ray start --head` cluster (with its
+dashboard, which serves Ray's job API) as a Ray job; its state and log come from Ray, and it finishes with the
+trials it asked for."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.search.ray_cluster import RAY, free_port
+from tests.serve.conftest import space_text
+from tests.serve.service_process import ServiceProcess, wait_for_job
+
+
+@pytest.fixture(scope="module")
+def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
+    """A head node with its dashboard on 127.0.0.1; yields the job-submission address and the environment
+    (token auth) that a client of the cluster needs."""
+    pytest.importorskip("ray.dashboard.modules.job.job_head", reason="ray[default] provides Ray's job API")
+    folder = tmp_path_factory.mktemp("ray_head")
+    token = folder / "auth_token"
+    token.write_text(uuid.uuid4().hex)
+    env = {
+        **os.environ,
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN_PATH": str(token),
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "OMP_NUM_THREADS": "1",
+    }
+    dashboard = free_port()
+    command = [RAY, "start", "--head", "--port", str(free_port()), "--node-ip-address", "127.0.0.1"]
+    command += ["--num-cpus", "2", "--num-gpus", "0", "--include-dashboard", "true", "--disable-usage-stats"]
+    command += ["--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard)]
+    started = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180, check=False)
+    assert started.returncode == 0, started.stderr
+    try:
+        yield f"127.0.0.1:{dashboard}", env
+    finally:
+        subprocess.run([RAY, "stop", "--force"], env=env, capture_output=True, timeout=120, check=False)
+
+
+def test_a_search_runs_as_a_ray_job_with_its_state_and_log_from_ray(
+    ray_head: tuple[str, dict[str, str]],
+    data_root: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    address, env = ray_head
+    for name in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN_PATH"):
+        monkeypatch.setenv(name, env[name])  # the server (a child of this process) joins with the token
+    server = ServiceProcess(tmp_path / "root", ["--data-root", str(data_root), "--ray-address", address])
+    server.start()
+    try:
+        text = space_text(tmp_path / "space", data_root)
+        with server.client() as client:
+            response = client.post(
+                "/api/searches", json={"name": "on_ray", "space": text, "trials": 2, "backend": "ray"}
+            )
+            assert response.status_code == 201, response.text
+            job = wait_for_job(client, response.json()["id"], seconds=600)
+            assert job["state"] == "done"
+            assert job["ray_submission_id"].startswith("autopeft-job-")
+            study = client.get("/api/searches/on_ray").json()
+            log = client.get(f"/api/jobs/{job['id']}/log", params={"lines": 400}).json()["lines"]
+        assert (study["trials_done"], study["backend"]) == (2, "ray")
+        assert any("trial" in line for line in log)  # the log is the Ray job's own output
+        asked = (  # Ray's own record of the job, read by a client of the cluster
+            "from ray.job_submission import JobSubmissionClient as C; "
+            f"info = C('http://{address}').get_job_info('{job['ray_submission_id']}'); "
+            "print(info.status.value); print(info.entrypoint)"
+        )
+        ray_job = subprocess.run(
+            [sys.executable, "-c", asked], env=env, capture_output=True, text=True, timeout=120, check=True
+        )
+        status, entrypoint = ray_job.stdout.strip().splitlines()[-2:]
+        assert status == "SUCCEEDED" and entrypoint.endswith("--backend ray")
+    finally:
+        server.stop()
