@@ -20,7 +20,7 @@ from autopeft.pruning.artifact import is_pruned_adapter
 from autopeft.tasks.task import TaskConfig
 from autopeft.trial import TrialSpec, run_trial
 from autopeft.trial.reporting import RecordingReporter
-from autopeft.trial.run import TrialRun
+from tests.final_generations import catch_final_generations, greedy_tokens
 from tests.tasks.tiny_chat import save_tiny_causal_lm
 
 BUDGET = BudgetConfig(
@@ -28,7 +28,6 @@ BUDGET = BudgetConfig(
 )
 MODULES = ("self_attn.q_proj", "self_attn.v_proj", "mlp.up_proj", "mlp.down_proj")
 PROMPTS = torch.tensor([[2, 5, 9, 14, 21, 6], [2, 6, 30, 31, 32, 6]])
-NEW_TOKENS = 6
 
 
 @pytest.fixture(scope="module")
@@ -36,33 +35,11 @@ def tiny_lm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_tiny_causal_lm(tmp_path_factory.mktemp("tiny_lm"))
 
 
-def _generate(model: torch.nn.Module) -> list[list[int]]:
-    """Greedy continuations of fixed prompts, always NEW_TOKENS long (no early end), as token ids."""
-    model.eval()
-    with torch.no_grad():
-        output = model.generate(  # type: ignore[operator]
-            input_ids=PROMPTS,
-            attention_mask=torch.ones_like(PROMPTS),
-            max_new_tokens=NEW_TOKENS,
-            min_new_tokens=NEW_TOKENS,
-            do_sample=False,
-            pad_token_id=0,
-        )
-    return output[:, PROMPTS.shape[1] :].tolist()
-
-
 @pytest.mark.parametrize("key", sorted(METHODS))
 def test_each_method_trains_a_causal_lm_and_its_export_generates_the_trial_tokens(
     key: str, tiny_lm_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    generated: list[list[list[int]]] = []
-    save = TrialRun._save
-
-    def save_and_generate(run: TrialRun, model: PeftModel) -> None:
-        generated.append(_generate(model))  # the trial's final model, as it is saved
-        save(run, model)
-
-    monkeypatch.setattr(TrialRun, "_save", save_and_generate)
+    generated = catch_final_generations(monkeypatch, PROMPTS)
     adapters = tuple(ModuleSetting(layer=i, module=m, rank=4, alpha=8) for i in range(2) for m in MODULES)
     plan = PeftPlan(adapters=adapters, methods={key: {}})
     spec = TrialSpec(str(tiny_lm_dir), TaskConfig(name="demo_sft", metric="loss"), BUDGET)
@@ -72,10 +49,10 @@ def test_each_method_trains_a_causal_lm_and_its_export_generates_the_trial_token
     adapter = tmp_path / "adapter"
     assert json.loads((adapter / "adapter_config.json").read_text())["task_type"] == "CAUSAL_LM"
     reloaded = load_exported(tiny_lm_dir, adapter)
-    assert _generate(reloaded) == generated[0]
+    assert greedy_tokens(reloaded, PROMPTS) == generated[0]
     if not is_pruned_adapter(adapter):  # a plain peft load sees the same model
         plain = PeftModel.from_pretrained(load_causal_lm(tiny_lm_dir, 0), adapter)
-        assert _generate(plain) == generated[0]
+        assert greedy_tokens(plain, PROMPTS) == generated[0]
 
 
 def test_light_peft_prunes_query_heads_with_the_key_value_head_they_share(
