@@ -138,14 +138,15 @@ def plot(points: list[dict[str, Any]], references: list[dict[str, Any]], task: s
     figure.savefig(path, dpi=110)
 
 
-def report(out: Path, task: str) -> None:
+def report(out: Path, task: str, metric: str | None) -> None:
     references = _rows(out / "references.jsonl")
     if (out / "search").is_dir():
         points = search_points(out)
         print(pareto_table(points, references))
         plot(points, references, task, Path(__file__).with_name(f"decoder_search_{task}.png"))
-    if (out / "ist.jsonl").is_file():
-        print(ist_table(_rows(out / "ist.jsonl")))
+    ist = out / f"ist_{metric or 'default'}.jsonl"
+    if ist.is_file():
+        print(ist_table(_rows(ist)))
 
 
 def _rows(path: Path) -> list[dict[str, Any]]:

@@ -15,7 +15,7 @@ Parts (each a separate process per trial, so that peak memory is per configurati
 
     OMP_NUM_THREADS=1 python benchmarks/decoder_search.py --part search --task demo_sft --trials 12
     OMP_NUM_THREADS=1 python benchmarks/decoder_search.py --part references --task demo_sft
-    OMP_NUM_THREADS=1 python benchmarks/decoder_search.py --part ist --seeds 3
+    OMP_NUM_THREADS=1 python benchmarks/decoder_search.py --part ist --seeds 3 --metric loss
     python benchmarks/decoder_search.py --part report --task demo_sft   # the table and the figure
 
 Results go to `runs/decoder_bench/<task>/` (JSON), the figure to `benchmarks/decoder_search_<task>.png`.
@@ -57,6 +57,8 @@ def space_for(args: argparse.Namespace) -> dict[str, Any]:
     space = yaml.safe_load(SPACE.read_text())
     if args.task == "sst2":
         space["task"] = {"name": "sst2", "path": str(GLUE), "verbalizer": ["negative", "positive"]}
+    if args.metric:
+        space["task"]["metric"] = args.metric
     space["budget"].update(
         train_examples=args.train,
         dev_examples=args.dev,
@@ -130,6 +132,7 @@ def _budget_flags(args: argparse.Namespace) -> list[str]:
         f"--train={args.train}",
         f"--dev={args.dev}",
         f"--trials={args.trials}",
+        *([f"--metric={args.metric}"] if args.metric else []),
     ]
 
 
@@ -149,6 +152,7 @@ def main() -> None:
     parser.add_argument("--dev", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--metric", help="the task metric instead of the task's default (e.g. loss)")
     args = parser.parse_args()
     out = REPO / "runs" / "decoder_bench" / args.task
     if args.one:
@@ -161,11 +165,13 @@ def main() -> None:
         run_hand_made(args, list(REFERENCES), [args.seed], out / "references.jsonl")
     elif args.part == "ist":
         out.mkdir(parents=True, exist_ok=True)
-        run_hand_made(args, list(IST_VARIANTS), list(range(args.seeds)), out / "ist.jsonl")
+        run_hand_made(
+            args, list(IST_VARIANTS), list(range(args.seeds)), out / f"ist_{args.metric or 'default'}.jsonl"
+        )
     else:
         from decoder_report import report  # beside this script
 
-        report(out, args.task)
+        report(out, args.task, args.metric)
 
 
 if __name__ == "__main__":

@@ -109,13 +109,10 @@ class TaskConfig(BaseModel):
     @field_validator("answer_pattern")
     @classmethod
     def _answer_pattern(cls, pattern: str | None, info: ValidationInfo) -> str | None:
-        name, metric = info.data.get("name"), info.data.get("metric")
+        metric = info.data.get("metric")
         if pattern is None:
             return pattern
-        default = (
-            "choice_accuracy" if info.data.get("verbalizer") else _INSTRUCTION_DEFAULT_METRICS.get(str(name))
-        )
-        if (metric or default) != "exact_match":
+        if (metric or _default_metric(info.data)) != "exact_match":
             raise ValueError("only metric exact_match uses it")
         try:
             re.compile(pattern)
@@ -137,19 +134,25 @@ class TaskConfig(BaseModel):
     @property
     def is_instruction(self) -> bool:
         """True for tasks that tune a causal LM on replies (sft, demo_sft, a task with a verbalizer)."""
-        return _is_instruction(self.model_dump())
+        return _is_instruction({"name": self.name, "verbalizer": self.verbalizer})
 
     @property
     def resolved_metric(self) -> str | None:
         """The metric given, else the instruction task's default (None: the classification task's own)."""
-        if self.metric is None and self.verbalizer is not None:
-            return "choice_accuracy"
-        return self.metric or _INSTRUCTION_DEFAULT_METRICS.get(self.name)
+        return self.metric or _default_metric({"name": self.name, "verbalizer": self.verbalizer})
 
     @property
     def metric_direction(self) -> Direction:
         """Losses are minimised, every other metric maximised: the default direction of `task_metric`."""
         return "minimize" if self.resolved_metric in MINIMISED_METRICS else "maximize"
+
+
+def _default_metric(data: dict[str, object]) -> str | None:
+    """An instruction task's own metric (a verbalized one is scored by the likelihood of each word); None for a
+    classification task, whose metric is its data's (accuracy, or the GLUE task's)."""
+    if data.get("verbalizer") is not None:
+        return "choice_accuracy"
+    return _INSTRUCTION_DEFAULT_METRICS.get(str(data.get("name")))
 
 
 def _is_instruction(data: dict[str, object]) -> bool:

@@ -4,16 +4,14 @@ trials it asked for."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.search.ray_cluster import RAY, free_port
+from tests.search.ray_cluster import free_port, start_head, stop_head
 from tests.serve.conftest import space_text
 from tests.serve.service_process import ServiceProcess, wait_for_job
 
@@ -23,26 +21,20 @@ def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, di
     """A head node with its dashboard on 127.0.0.1; yields the job-submission address and the environment
     (token auth) that a client of the cluster needs."""
     pytest.importorskip("ray.dashboard.modules.job.job_head", reason="ray[default] provides Ray's job API")
-    folder = tmp_path_factory.mktemp("ray_head")
-    token = folder / "auth_token"
-    token.write_text(uuid.uuid4().hex)
-    env = {
-        **os.environ,
-        "RAY_AUTH_MODE": "token",
-        "RAY_AUTH_TOKEN_PATH": str(token),
-        "RAY_USAGE_STATS_ENABLED": "0",
-        "OMP_NUM_THREADS": "1",
-    }
     dashboard = free_port()
-    command = [RAY, "start", "--head", "--port", str(free_port()), "--node-ip-address", "127.0.0.1"]
-    command += ["--num-cpus", "2", "--num-gpus", "0", "--include-dashboard", "true", "--disable-usage-stats"]
-    command += ["--dashboard-host", "127.0.0.1", "--dashboard-port", str(dashboard)]
-    started = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180, check=False)
-    assert started.returncode == 0, started.stderr
+    flags = (
+        "--include-dashboard",
+        "true",
+        "--dashboard-host",
+        "127.0.0.1",
+        "--dashboard-port",
+        str(dashboard),
+    )
+    cluster = start_head(tmp_path_factory.mktemp("ray_head"), *flags)
     try:
-        yield f"127.0.0.1:{dashboard}", env
+        yield f"127.0.0.1:{dashboard}", cluster.env
     finally:
-        subprocess.run([RAY, "stop", "--force"], env=env, capture_output=True, timeout=120, check=False)
+        stop_head(cluster)
 
 
 def test_a_search_runs_as_a_ray_job_with_its_state_and_log_from_ray(
