@@ -12,6 +12,7 @@ from typing import Any
 import optuna
 
 from autopeft.pareto import dominates
+from autopeft.plan import PeftPlan
 from autopeft.storage.run_directory import RunDirectory
 
 PHASES = ("hooks", "forward", "backward", "update")
@@ -23,9 +24,10 @@ def search_points(out: Path) -> list[dict[str, Any]]:
     study = optuna.load_study(study_name="space", storage=run.storage("journal"))
     points = []
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
-        stored = json.loads((run.root / trial.user_attrs["artifact_dir"] / "metrics.json").read_text())
-        summary = (stored.get("final_plan") or stored.get("plan") or {}).get("summary", "")
-        points.append({"name": f"trial {trial.number}", "plan": summary, "metrics": stored["metrics"]})
+        folder = run.root / trial.user_attrs["artifact_dir"]
+        stored = json.loads((folder / "metrics.json").read_text())
+        plan = PeftPlan.from_json((folder / "plan.json").read_text(), source=str(folder / "plan.json"))
+        points.append({"name": f"trial {trial.number}", "plan": plan.summary(), "metrics": stored["metrics"]})
     return points
 
 
@@ -139,11 +141,11 @@ def plot(points: list[dict[str, Any]], references: list[dict[str, Any]], task: s
 
 
 def report(out: Path, task: str, metric: str | None) -> None:
-    references = _rows(out / "references.jsonl")
+    references = _rows(out.parent / task / "references.jsonl")  # shared by the searches of one task
     if (out / "search").is_dir():
         points = search_points(out)
         print(pareto_table(points, references))
-        plot(points, references, task, Path(__file__).with_name(f"decoder_search_{task}.png"))
+        plot(points, references, out.name, Path(__file__).with_name(f"decoder_search_{out.name}.png"))
     ist = out / f"ist_{metric or 'default'}.jsonl"
     if ist.is_file():
         print(ist_table(_rows(ist)))

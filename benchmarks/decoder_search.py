@@ -16,9 +16,11 @@ Parts (each a separate process per trial, so that peak memory is per configurati
     OMP_NUM_THREADS=1 python benchmarks/decoder_search.py --part search --task demo_sft --trials 12
     OMP_NUM_THREADS=1 python benchmarks/decoder_search.py --part references --task demo_sft
     OMP_NUM_THREADS=1 python benchmarks/decoder_search.py --part ist --seeds 3 --metric loss
-    python benchmarks/decoder_search.py --part report --task demo_sft   # the table and the figure
+    python benchmarks/decoder_search.py --part report --task demo_sft --metric loss   # tables and figure
 
-Results go to `runs/decoder_bench/<task>/` (JSON), the figure to `benchmarks/decoder_search_<task>.png`.
+`--lora-only` searches the same space without its method mix (layer selection, ranks, alpha and dropout only),
+into `runs/decoder_bench/<task>_lora_only/`. Results go to `runs/decoder_bench/<task>/` (the run directory, JSON
+rows), the figure to `benchmarks/decoder_search_<run>.png`.
 """
 
 from __future__ import annotations
@@ -59,6 +61,8 @@ def space_for(args: argparse.Namespace) -> dict[str, Any]:
         space["task"] = {"name": "sst2", "path": str(GLUE), "verbalizer": ["negative", "positive"]}
     if args.metric:
         space["task"]["metric"] = args.metric
+    if args.lora_only:
+        space.pop("methods", None)
     space["budget"].update(
         train_examples=args.train,
         dev_examples=args.dev,
@@ -153,8 +157,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--metric", help="the task metric instead of the task's default (e.g. loss)")
+    parser.add_argument(
+        "--lora-only", action="store_true", help="search without the method mix (layers and ranks only)"
+    )
     args = parser.parse_args()
-    out = REPO / "runs" / "decoder_bench" / args.task
+    out = REPO / "runs" / "decoder_bench" / (args.task + ("_lora_only" if args.lora_only else ""))
     if args.one:
         print(json.dumps(one_trial(args, args.one, args.seed)))
         return
