@@ -131,7 +131,8 @@ def plot(points: list[dict[str, Any]], references: list[dict[str, Any]], task: s
         for reference in references:
             m = reference["metrics"]
             axis.scatter([m[key]], [m["task_metric"]], marker="*", s=160, label=reference["name"])
-        axis.set_xscale("log")
+        if key == "trainable_parameters":
+            axis.set_xscale("log")
         axis.set_xlabel(label)
         axis.set_ylabel("dev quality")
     axes[0].legend(fontsize=8)

@@ -152,12 +152,14 @@ def test_without_a_terminal_each_dev_evaluation_logs_one_line(
 
 
 def test_ctrl_c_leaves_the_study_consistent_and_resumes(tmp_path: Path, tiny_bert_dir: Path) -> None:
+    """1,500 steps make a trial last long enough (seconds to tens of seconds) for the interrupt to land inside
+    trial 0 even on a loaded machine; with 400, three trials could end before it."""
     space = write_space(
         tmp_path,
         tiny_bert_dir,
         trials=3,
         budget=(
-            "budget: {train_examples: 64, dev_examples: 32, steps: 400, max_length: 24, batch_size: 8, evaluations: 2}"
+            "budget: {train_examples: 64, dev_examples: 32, steps: 1500, max_length: 24, batch_size: 8, evaluations: 2}"
         ),
         dimensions="dimensions:\n  modules: [query, value]\n  rank: {choices: [2, 4]}",
     )
@@ -178,12 +180,12 @@ def test_ctrl_c_leaves_the_study_consistent_and_resumes(tmp_path: Path, tiny_ber
     assert study.trials[-1].user_attrs["reason"] == "interrupted"
     metrics = json.loads((run / "trials" / str(study.trials[-1].number) / "metrics.json").read_text())
     assert (metrics["state"], metrics["reason"]) == ("failed", "interrupted")
-    short = space.read_text().replace("steps: 400", "steps: 4")
+    short = space.read_text().replace("steps: 1500", "steps: 4")
     space.write_text(short)
     assert (
         main(["search", str(space), "--out", str(run), "--quiet", "--study", "space"]) == 2
     )  # space changed
-    space.write_text(short.replace("steps: 4", "steps: 400"))
+    space.write_text(short.replace("steps: 4", "steps: 1500"))
     process = subprocess.run(
         command + ["--trials", "1"], cwd=REPO, capture_output=True, text=True, timeout=300, check=False
     )

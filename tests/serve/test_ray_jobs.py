@@ -32,9 +32,34 @@ def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, di
     )
     cluster = start_head(tmp_path_factory.mktemp("ray_head"), *flags)
     try:
+        _wait_for_the_job_agent(f"http://127.0.0.1:{dashboard}", cluster.env)
         yield f"127.0.0.1:{dashboard}", cluster.env
     finally:
         stop_head(cluster)
+
+
+def _wait_for_the_job_agent(url: str, env: dict[str, str]) -> None:
+    """`ray start` returns before the node's job agent has registered (a submission then fails with "No
+    available agent"): submit a job that does nothing until one is accepted and succeeds."""
+    probe = (
+        "import sys, time\n"
+        "from ray.job_submission import JobStatus, JobSubmissionClient\n"
+        "client = JobSubmissionClient(sys.argv[1])\n"
+        "deadline = time.monotonic() + 120\n"
+        "while time.monotonic() < deadline:\n"
+        "    try:\n"
+        "        job = client.submit_job(entrypoint='true')\n"
+        "    except RuntimeError as error:\n"
+        "        print(error); time.sleep(1); continue\n"
+        "    while client.get_job_status(job) not in (JobStatus.SUCCEEDED, JobStatus.FAILED):\n"
+        "        time.sleep(0.5)\n"
+        "    sys.exit(0 if client.get_job_status(job) == JobStatus.SUCCEEDED else 1)\n"
+        "sys.exit(2)\n"
+    )
+    ready = subprocess.run(
+        [sys.executable, "-c", probe, url], env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert ready.returncode == 0, ready.stdout + ready.stderr
 
 
 def test_a_search_runs_as_a_ray_job_with_its_state_and_log_from_ray(
