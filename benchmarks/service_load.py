@@ -201,6 +201,10 @@ def main() -> None:
         "latency_p50_ms": round(1000 * statistics.median(polling.latencies), 1),
         "latency_p99_ms": round(1000 * _percentile(polling.latencies, 0.99), 1),
         "list_latency_p99_ms": round(1000 * _percentile(polling.by_path.get("/api/searches", []), 0.99), 1),
+        "p50_p99_ms_by_path": {
+            path: [round(1000 * _percentile(seconds, 0.5), 1), round(1000 * _percentile(seconds, 0.99), 1)]
+            for path, seconds in polling.by_path.items()
+        },
         "errors": polling.errors,
         "trials": args.trials,
         "service_search_seconds": round(service_seconds, 1),
