@@ -43,6 +43,15 @@ def start_head(folder: Path, *flags: str) -> RayCluster:
     port = free_port()
     command = [RAY, "start", "--head", "--port", str(port), "--node-ip-address", "127.0.0.1"]
     command += ["--num-cpus", "2", "--num-gpus", "0", "--disable-usage-stats", *flags]
+    for agent_port in (
+        "--dashboard-agent-listen-port",
+        "--dashboard-agent-grpc-port",
+        "--metrics-export-port",
+    ):
+        command += [
+            agent_port,
+            str(free_port()),
+        ]  # fixed by default: a second head's job agent could not bind
     started = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180, check=False)
     assert started.returncode == 0, started.stderr
     return RayCluster(f"127.0.0.1:{port}", env)

@@ -151,22 +151,32 @@ def test_without_a_terminal_each_dev_evaluation_logs_one_line(
     assert [groups[:4] for groups in logged] == expected
 
 
+WITH_CTRL_C = (  # `python -m autopeft ARGS` with Python's Ctrl-C handler, even if SIGINT came in ignored
+    "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "sys.argv = ['autopeft', *sys.argv[1:]]; runpy.run_module('autopeft', run_name='__main__', alter_sys=True)"
+)
+
+
 def test_ctrl_c_leaves_the_study_consistent_and_resumes(tmp_path: Path, tiny_bert_dir: Path) -> None:
-    """1,500 steps make a trial last long enough (seconds to tens of seconds) for the interrupt to land inside
-    trial 0 even on a loaded machine; with 400, three trials could end before it."""
+    """The search is started with SIGINT at its default, so that Ctrl-C reaches it even when the test session
+    itself runs in the background (a background job inherits SIGINT ignored, and Python keeps it ignored)."""
     space = write_space(
         tmp_path,
         tiny_bert_dir,
         trials=3,
         budget=(
-            "budget: {train_examples: 64, dev_examples: 32, steps: 1500, max_length: 24, batch_size: 8, evaluations: 2}"
+            "budget: {train_examples: 64, dev_examples: 32, steps: 400, max_length: 24, batch_size: 8, evaluations: 2}"
         ),
         dimensions="dimensions:\n  modules: [query, value]\n  rank: {choices: [2, 4]}",
     )
     run = tmp_path / "run"
     command = [sys.executable, "-m", "autopeft", "search", str(space), "--out", str(run), "--quiet"]
     process = subprocess.Popen(
-        command, cwd=REPO, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+        [sys.executable, "-c", WITH_CTRL_C, *command[3:]],
+        cwd=REPO,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     deadline = time.time() + 120
     while not (run / "trials" / "0" / "plan.json").exists() and time.time() < deadline:
@@ -180,12 +190,12 @@ def test_ctrl_c_leaves_the_study_consistent_and_resumes(tmp_path: Path, tiny_ber
     assert study.trials[-1].user_attrs["reason"] == "interrupted"
     metrics = json.loads((run / "trials" / str(study.trials[-1].number) / "metrics.json").read_text())
     assert (metrics["state"], metrics["reason"]) == ("failed", "interrupted")
-    short = space.read_text().replace("steps: 1500", "steps: 4")
+    short = space.read_text().replace("steps: 400", "steps: 4")
     space.write_text(short)
     assert (
         main(["search", str(space), "--out", str(run), "--quiet", "--study", "space"]) == 2
     )  # space changed
-    space.write_text(short.replace("steps: 4", "steps: 1500"))
+    space.write_text(short.replace("steps: 4", "steps: 400"))
     process = subprocess.run(
         command + ["--trials", "1"], cwd=REPO, capture_output=True, text=True, timeout=300, check=False
     )
