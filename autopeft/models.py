@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -213,16 +214,8 @@ def load_classifier(folder: Path, num_labels: int, pad_token_id: int | None) -> 
 
     Decoder classifiers pick the last non-padding token, so they need `pad_token_id` in their config.
     """
-    try:
-        with _quiet_transformers():
-            model = AutoModelForSequenceClassification.from_pretrained(folder, num_labels=num_labels)
-    except (OSError, ValueError) as error:
-        raise CheckpointError(
-            f"{folder}: cannot load a sequence-classification model ({_first_line(error)})"
-        ) from None
-    if model.config.pad_token_id is None:
-        model.config.pad_token_id = pad_token_id
-    return model
+    kind = "a sequence-classification model"
+    return _pretrained(AutoModelForSequenceClassification, folder, kind, pad_token_id, num_labels=num_labels)
 
 
 def load_causal_lm(folder: Path, pad_token_id: int | None) -> nn.Module:
@@ -231,16 +224,25 @@ def load_causal_lm(folder: Path, pad_token_id: int | None) -> nn.Module:
 
     The key-value cache is switched off for training: with it, transformers would not read per-example
     attention out of the position ids of packed rows. Generation asks for the cache explicitly."""
+    model = _pretrained(
+        AutoModelForCausalLM, folder, "a causal language model", pad_token_id, dtype=torch.float32
+    )
+    model.config.use_cache = False
+    return model
+
+
+def _pretrained(
+    auto_class: Any, folder: Path, kind: str, pad_token_id: int | None, **options: Any
+) -> Any:
+    """`auto_class.from_pretrained(folder, **options)` with one message naming the folder and `kind` when it
+    cannot be loaded, and `pad_token_id` set when the checkpoint's config has none."""
     try:
         with _quiet_transformers():
-            model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+            model = auto_class.from_pretrained(folder, **options)
     except (OSError, ValueError) as error:
-        raise CheckpointError(
-            f"{folder}: cannot load a causal language model ({_first_line(error)})"
-        ) from None
+        raise CheckpointError(f"{folder}: cannot load {kind} ({_first_line(error)})") from None
     if model.config.pad_token_id is None:
         model.config.pad_token_id = pad_token_id
-    model.config.use_cache = False
     return model
 
 

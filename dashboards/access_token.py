@@ -19,12 +19,10 @@ import os
 
 import flask
 
+from autopeft.dashboards.token_transport import TOKEN_COOKIE, TOKEN_HEADER, TOKEN_QUERY, presented_token
 from autopeft.errors import ConfigError
 
 TOKEN_ENV = "AUTOPEFT_DASHBOARD_TOKEN"
-TOKEN_HEADER = "X-Autopeft-Token"
-TOKEN_QUERY = "token"
-TOKEN_COOKIE = "autopeft_token"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
@@ -44,7 +42,10 @@ def protect(server: flask.Flask, token: str) -> None:
 
     @server.before_request
     def _check_token() -> flask.Response | None:
-        if hmac.compare_digest(_presented(flask.request).encode(), token.encode()):
+        if hmac.compare_digest(
+            presented_token(flask.request.headers, flask.request.args, flask.request.cookies).encode(),
+            token.encode(),
+        ):
             return None
         return flask.Response(
             f"401 Unauthorized: this dashboard needs its token (header {TOKEN_HEADER}, "
@@ -59,15 +60,3 @@ def protect(server: flask.Flask, token: str) -> None:
         if flask.request.args.get(TOKEN_QUERY):
             response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="Strict")
         return response
-
-
-def _presented(request: flask.Request) -> str:
-    """The token a request carries, from the first place that has one; empty when none does."""
-    bearer = request.headers.get("Authorization", "")
-    return (
-        request.headers.get(TOKEN_HEADER)
-        or (bearer[7:] if bearer.startswith("Bearer ") else "")
-        or request.args.get(TOKEN_QUERY)
-        or request.cookies.get(TOKEN_COOKIE)
-        or ""
-    )

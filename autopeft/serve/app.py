@@ -17,9 +17,10 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from autopeft import __version__
+from autopeft.dashboards.token_transport import TOKEN_COOKIE, TOKEN_HEADER, TOKEN_QUERY, presented_token
 from autopeft.errors import AutopeftError
 from autopeft.serve import api, pages
-from autopeft.serve.auth import TOKEN_COOKIE, TOKEN_HEADER, TOKEN_QUERY, AccessTokens
+from autopeft.serve.auth import AccessTokens
 from autopeft.serve.job_queue import JobQueue, JobRunner
 from autopeft.serve.records import JobStore
 from autopeft.serve.search_service import SearchService
@@ -103,7 +104,7 @@ def _add_error_handlers(app: FastAPI) -> None:
 def _add_guard(app: FastAPI, tokens: AccessTokens) -> None:
     @app.middleware("http")
     async def guard(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        presented = _presented(request)
+        presented = presented_token(request.headers, request.query_params, request.cookies)
         caller = tokens.identify(presented)
         if caller is None:
             detail = "the token is not valid" if presented else "this server needs a token"
@@ -125,17 +126,6 @@ def _add_guard(app: FastAPI, tokens: AccessTokens) -> None:
         if tokens.required and request.query_params.get(TOKEN_QUERY):
             response.set_cookie(TOKEN_COOKIE, presented, httponly=True, samesite="strict")
         return response
-
-
-def _presented(request: Request) -> str:
-    bearer = request.headers.get("Authorization", "")
-    return (
-        request.headers.get(TOKEN_HEADER)
-        or (bearer[7:] if bearer.startswith("Bearer ") else "")
-        or request.query_params.get(TOKEN_QUERY)
-        or request.cookies.get(TOKEN_COOKIE)
-        or ""
-    )
 
 
 def _same_origin(request: Request) -> bool:

@@ -25,9 +25,6 @@ from typing import Literal
 from autopeft.errors import ConfigError
 
 TOKEN_ENV = "AUTOPEFT_SERVE_TOKEN"
-TOKEN_HEADER = "X-Autopeft-Token"
-TOKEN_QUERY = "token"
-TOKEN_COOKIE = "autopeft_token"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 _NAMED = re.compile(r"^([A-Za-z][A-Za-z0-9_.-]{0,39})=(.+)$")
 

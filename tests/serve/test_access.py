@@ -26,18 +26,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]
     server.stop()
 
 
+def _serve(folder: Path, *flags: str) -> subprocess.CompletedProcess[str]:
+    """`autopeft serve --root FOLDER/root FLAGS`, expected to refuse to start."""
+    command = [sys.executable, "-m", "autopeft", "serve", "--root", str(folder / "root"), *flags]
+    return subprocess.run(command, check=False, capture_output=True, text=True, timeout=300)
+
+
 def test_binding_beyond_loopback_without_a_token_is_refused(tmp_path: Path) -> None:
-    command = [
-        sys.executable,
-        "-m",
-        "autopeft",
-        "serve",
-        "--root",
-        str(tmp_path / "root"),
-        "--host",
-        "0.0.0.0",
-    ]
-    done = subprocess.run(command, check=False, capture_output=True, text=True, timeout=300)
+    done = _serve(tmp_path, "--host", "0.0.0.0")
     assert done.returncode == 2
     assert done.stderr.strip().endswith(
         "--host 0.0.0.0: listening beyond this machine needs a token; pass --token (or set "
@@ -104,17 +100,7 @@ def test_on_loopback_a_configured_token_is_still_required(
 
 def test_a_ray_address_without_a_reachable_job_api_is_one_message(tmp_path: Path) -> None:
     address = "127.0.0.1:1"
-    command = [
-        sys.executable,
-        "-m",
-        "autopeft",
-        "serve",
-        "--root",
-        str(tmp_path / "root"),
-        "--ray-address",
-        address,
-    ]
-    done = subprocess.run(command, check=False, capture_output=True, text=True, timeout=300)
+    done = _serve(tmp_path, "--ray-address", address)
     assert done.returncode == 2
     assert done.stderr.startswith(
         f"autopeft: error: --ray-address {address}: cannot reach Ray's job API there"

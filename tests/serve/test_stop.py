@@ -7,10 +7,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import psutil
 
 from tests.serve.conftest import space_text
 from tests.serve.service_process import ServiceProcess, wait_for, wait_for_job
+
+
+def _start_long_search(client: httpx.Client, folder: Path, data_root: Path) -> int:
+    """Launch the 40-trial search `long` and wait until its first trial is done; its job id."""
+    created = client.post("/api/searches", json={"name": "long", "space": space_text(folder, data_root, 40)})
+    job_id = int(created.json()["id"])
+    wait_for(lambda: client.get("/api/searches/long").json()["trials_done"] >= 1, every=0.5)
+    return job_id
 
 
 def test_a_stopped_search_keeps_a_consistent_study_and_resumes(
@@ -18,11 +27,7 @@ def test_a_stopped_search_keeps_a_consistent_study_and_resumes(
 ) -> None:
     server = start_server("--data-root", str(data_root))
     with server.client() as client:
-        created = client.post(
-            "/api/searches", json={"name": "long", "space": space_text(tmp_path, data_root, 40)}
-        )
-        job_id = created.json()["id"]
-        wait_for(lambda: client.get("/api/searches/long").json()["trials_done"] >= 1, every=0.5)
+        job_id = _start_long_search(client, tmp_path, data_root)
         stopped = client.post("/api/searches/long/stop")
         assert stopped.status_code == 202, stopped.text
         job = wait_for_job(client, job_id, states=("stopped",), seconds=120)
@@ -45,11 +50,7 @@ def test_a_server_stopped_with_ctrl_c_resumes_its_running_search_at_the_next_sta
 ) -> None:
     server = start_server("--data-root", str(data_root))
     with server.client() as client:
-        created = client.post(
-            "/api/searches", json={"name": "long", "space": space_text(tmp_path, data_root, 40)}
-        )
-        job_id = created.json()["id"]
-        wait_for(lambda: client.get("/api/searches/long").json()["trials_done"] >= 1, every=0.5)
+        job_id = _start_long_search(client, tmp_path, data_root)
     server.stop()
     server.start()
     with server.client() as client:
