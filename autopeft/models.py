@@ -231,9 +231,7 @@ def load_causal_lm(folder: Path, pad_token_id: int | None) -> nn.Module:
     return model
 
 
-def _pretrained(
-    auto_class: Any, folder: Path, kind: str, pad_token_id: int | None, **options: Any
-) -> Any:
+def _pretrained(auto_class: Any, folder: Path, kind: str, pad_token_id: int | None, **options: Any) -> Any:
     """`auto_class.from_pretrained(folder, **options)` with one message naming the folder and `kind` when it
     cannot be loaded, and `pad_token_id` set when the checkpoint's config has none."""
     try:
